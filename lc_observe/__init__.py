@@ -1,0 +1,39 @@
+"""lc_observe: local-first observability for LangChain and LangGraph.
+
+>>> from lc_observe import ObsHandler, TraceStore
+>>> handler = ObsHandler("traces.db")                       # doctest: +SKIP
+>>> graph.invoke(state, config={"callbacks": [handler]})   # doctest: +SKIP
+>>> TraceStore("traces.db").print_trace(...)               # doctest: +SKIP
+"""
+
+from .errors import (
+    DatabaseNotFoundError,
+    ForeignDatabaseError,
+    LcObserveError,
+    SchemaVersionError,
+    StoreError,
+    TraceNotFoundError,
+)
+from .handler import ObsHandler
+from .model import BranchEvent, ErrorInfo, Span, Trace
+from .serialize import Limits
+from .store import TraceStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BranchEvent",
+    "DatabaseNotFoundError",
+    "ErrorInfo",
+    "ForeignDatabaseError",
+    "LcObserveError",
+    "Limits",
+    "ObsHandler",
+    "SchemaVersionError",
+    "Span",
+    "StoreError",
+    "Trace",
+    "TraceNotFoundError",
+    "TraceStore",
+    "__version__",
+]

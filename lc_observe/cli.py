@@ -1,0 +1,143 @@
+"""The ``lc-observe`` command line: ``demo``, ``traces``, ``show``.
+
+Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
+``--json`` for output a script can read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import LcObserveError, TraceNotFoundError
+from .store import TraceStore
+
+
+def _default_db() -> str:
+    return os.environ.get("LC_OBSERVE_DB", "lc_observe.db")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _resolve_trace_id(store: TraceStore, given: str) -> str:
+    """Accept a full trace id or a unique prefix of one (as printed by ``traces``)."""
+    rows = store._query(
+        "SELECT trace_id FROM traces WHERE trace_id >= ? AND trace_id < ? LIMIT 2",
+        (given, given + "\uffff"),
+    )
+    if len(rows) == 1:
+        return rows[0][0]
+    if len(rows) > 1:
+        raise TraceNotFoundError(f"trace id prefix {given!r} is ambiguous; give more characters")
+    return given  # let the store explain (unknown id, or still running)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    trace_ids = run_demo(args.db)
+    with TraceStore(args.db) as store:
+        if args.json:
+            _print_json([store.trace(t).model_dump(mode="json") for t in trace_ids])
+            return 0
+        for trace_id in trace_ids:
+            store.print_trace(trace_id)
+            print()
+    print(f"Traced {len(trace_ids)} runs of the demo agent into {args.db}")
+    return 0
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        traces = store.traces(
+            limit=args.limit,
+            name=args.name,
+            status=args.status,
+            user_id=args.user_id,
+            session_id=args.session_id,
+            tag=args.tag,
+            since=args.since,
+        )
+        if args.json:
+            _print_json([t.model_dump(mode="json") for t in traces])
+            return 0
+        header = f"{'trace_id':<36}  {'start (UTC)':<19}  {'name':<24}  {'status':<11}  "
+        print(header + f"{'latency':>10}  {'spans':>5}  {'tokens':>7}  {'cost $':>9}")
+        for t in traces:
+            latency = "-" if t.latency_ms is None else f"{t.latency_ms:.1f} ms"
+            cost = "-" if t.cost_usd is None else f"{t.cost_usd:.6f}"
+            tokens = "-" if t.total_tokens is None else str(t.total_tokens)
+            start = t.start_time.strftime("%Y-%m-%d %H:%M:%S")
+            print(
+                f"{t.trace_id:<36}  {start:<19}  {t.name[:24]:<24}  {t.status:<11}  "
+                f"{latency:>10}  {t.span_count:>5}  {tokens:>7}  {cost:>9}"
+            )
+        if not traces:
+            print("(no traces)")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        trace_id = _resolve_trace_id(store, args.trace_id)
+        if args.json:
+            _print_json(
+                {
+                    "spans": [s.model_dump(mode="json") for s in store.spans(trace_id=trace_id)],
+                    "branches": [
+                        b.model_dump(mode="json") for b in store.branches(trace_id=trace_id)
+                    ],
+                }
+            )
+            return 0
+        store.print_trace(trace_id)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="lc-observe", description="Local-first traces of LangChain and LangGraph runs."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--db", default=_default_db(), help="SQLite file (default %(default)s)")
+        command.add_argument("--json", action="store_true", help="print JSON instead of text")
+        return command
+
+    add("demo", "run the demo LangGraph agent (fake model), trace it and print the trees")
+    traces = add("traces", "list recent traces, newest first")
+    traces.add_argument("--limit", type=int, default=20)
+    for option in ("name", "status", "user-id", "session-id", "tag", "since"):
+        traces.add_argument(f"--{option}")
+    show = add("show", "print the span tree of one trace")
+    show.add_argument("trace_id", help="a trace id or a unique prefix of one")
+    return parser
+
+
+COMMANDS = {"demo": cmd_demo, "traces": cmd_traces, "show": cmd_show}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lc-observe`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except LcObserveError as exc:
+        print(f"lc-observe: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as exc:
+        print(f"lc-observe: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The bounded queue and the one background worker that feeds the sinks.
+
+The callback thread calls `Dispatcher.submit`, which only appends to a deque (or
+counts a drop when the queue is full).  A daemon worker thread wakes when a batch
+is ready or every ``schedule_delay`` seconds, and hands batches to each sink's
+``export``.  ``flush`` waits until everything submitted before it was handled;
+an ``atexit`` hook flushes every live dispatcher so a script that never calls
+``flush()`` still loses nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+logger = logging.getLogger("lc_observe")
+
+#: A queued item: ``(record_type, record_dict)``.
+Item = tuple[str, dict[str, Any]]
+
+_FLUSH = "__flush__"  # queue marker type, never handed to a sink
+
+
+class Sink(Protocol):
+    """Where batches of records go.  Runs on the worker thread only."""
+
+    def export(self, batch: Sequence[Item]) -> int:
+        """Persist a batch; return how many items were persisted (the rest count as failed)."""
+        ...
+
+    def close(self) -> None:
+        """Release resources; called once, on the worker thread or at exit."""
+        ...
+
+
+@dataclass
+class DispatchStats:
+    """Counters of what went through the queue (a snapshot, see `ObsHandler.stats`)."""
+
+    enqueued: int = 0
+    written: int = 0
+    dropped: int = 0
+    failed: int = 0
+    queued: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+_live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+
+
+def _flush_all_at_exit() -> None:
+    for dispatcher in list(_live):
+        try:
+            dispatcher.close(timeout=dispatcher.exit_timeout)
+        except Exception:  # pragma: no cover - never fail interpreter shutdown
+            logger.exception("lc_observe: flush at exit failed")
+
+
+atexit.register(_flush_all_at_exit)
+
+
+class Dispatcher:
+    """Bounded queue + one batching worker thread.
+
+    Args:
+        sinks: where batches go, in order; the first one decides what counts as written.
+        max_queue: records held in memory at most; beyond it new records are dropped and counted.
+        batch_size: records handed to the sinks at once.
+        schedule_delay: seconds the worker waits for a full batch before writing what it has.
+        exit_timeout: seconds the ``atexit`` flush may take at most.
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        max_queue: int = 100_000,
+        batch_size: int = 1_000,
+        schedule_delay: float = 0.2,
+        exit_timeout: float = 10.0,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1:
+            raise ValueError("max_queue and batch_size must be >= 1")
+        if schedule_delay <= 0:
+            raise ValueError("schedule_delay must be > 0 seconds")
+        self.sinks = list(sinks)
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.schedule_delay = schedule_delay
+        self.exit_timeout = exit_timeout
+        self._queue: deque[Item] = deque()
+        self._wake = threading.Event()
+        self._count_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._busy = False  # the worker holds a batch it has not finished exporting
+        self._enqueued = 0
+        self._dropped = 0
+        self._written = 0
+        self._failed = 0
+        self._closed = False
+        self._drop_logged = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        _live.add(self)
+
+    # -- callback side -------------------------------------------------------------------------
+
+    def submit(self, kind: str, record: dict[str, Any]) -> bool:
+        """Queue one record; never blocks.  Returns False (and counts) when it was dropped."""
+        if self._closed or len(self._queue) >= self.max_queue:
+            with self._count_lock:
+                self._dropped += 1
+            if not self._drop_logged:
+                self._drop_logged = True
+                full = f"queue is full ({self.max_queue})"
+                reason = "handler is closed" if self._closed else full
+                logger.warning(
+                    "lc_observe: dropping records because the %s; see handler.stats['dropped']. "
+                    "Raise max_queue= or call flush() more often.",
+                    reason,
+                )
+            return False
+        with self._count_lock:
+            self._enqueued += 1
+        self._queue.append((kind, record))
+        if self._thread is None or self._pid != os.getpid():
+            self._start_worker()
+        if len(self._queue) >= self.batch_size:
+            self._wake.set()
+        return True
+
+    # -- control -------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record submitted so far was handled; True if it was in time.
+
+        A marker goes through the FIFO queue behind the records: when the worker reaches it,
+        everything submitted before this call has been exported.
+        """
+        if not self._queue and not self._busy:
+            return True
+        marker = threading.Event()
+        self._queue.append((_FLUSH, {"event": marker}))  # markers bypass the bound
+        self._start_worker()
+        self._wake.set()
+        return marker.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush (within ``timeout``), stop the worker and close the sinks.  Idempotent."""
+        if self._closed:
+            return True
+        flushed = self.flush(timeout)
+        self._closed = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=1.0 if timeout is None else max(0.0, min(timeout, 1.0)))
+        if thread is None or not thread.is_alive():
+            self._close_sinks()
+        _live.discard(self)
+        return flushed
+
+    def stats(self) -> DispatchStats:
+        """A snapshot of the counters."""
+        return DispatchStats(
+            enqueued=self._enqueued,
+            written=self._written,
+            dropped=self._dropped,
+            failed=self._failed,
+            queued=sum(1 for kind, _ in list(self._queue) if kind is not _FLUSH),
+        )
+
+    # -- worker --------------------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        with self._start_lock:
+            alive = self._thread is not None and self._thread.is_alive()
+            if alive and self._pid == os.getpid():
+                return
+            if self._pid != os.getpid():  # forked: the parent's thread does not exist here
+                self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="lc_observe-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.schedule_delay)
+            self._wake.clear()
+            try:
+                self._drain()
+            except Exception:  # pragma: no cover - the worker must survive anything
+                self._busy = False
+                logger.exception("lc_observe: writer loop failed; continuing")
+            if self._closed and not self._queue:
+                self._close_sinks()
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            self._busy = True
+            batch: list[Item] = []
+            markers: list[threading.Event] = []
+            try:
+                while len(batch) < self.batch_size:
+                    kind, record = queue.popleft()
+                    if kind is _FLUSH:
+                        markers.append(record["event"])
+                        break  # everything before the marker must be exported first
+                    batch.append((kind, record))
+            except IndexError:
+                pass
+            if batch:
+                self._export(batch)
+            self._busy = False
+            for marker in markers:
+                marker.set()
+
+    def _export(self, batch: list[Item]) -> None:
+        written = 0
+        for index, sink in enumerate(self.sinks):
+            try:
+                count = sink.export(batch)
+            except Exception:
+                logger.exception("lc_observe: sink %s failed on a batch", type(sink).__name__)
+                count = 0
+            if index == 0:
+                written = count
+        if not self.sinks:
+            written = len(batch)
+        with self._count_lock:
+            self._written += written
+            self._failed += len(batch) - written
+
+    def _close_sinks(self) -> None:
+        sinks, self.sinks = self.sinks, []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception:
+                logger.exception("lc_observe: closing sink %s failed", type(sink).__name__)

@@ -1,0 +1,441 @@
+"""`ObsHandler`: LangChain callbacks in, finished span records out.
+
+Every callback does in-memory bookkeeping only: it opens or closes a plain dict
+record and, when a run finishes, hands the record to the dispatcher's bounded
+queue.  Serialization, disk and network work happen on the dispatcher's worker.
+Every callback is wrapped so that nothing it does can raise into user code.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from .dispatch import Dispatcher, Sink
+from .langgraph import GraphTracker, graph_fields, span_status_for_error
+from .records import RECORD_BRANCH, RECORD_SPAN, ROLLUP_FIELDS, new_span_record
+from .serialize import Limits
+from .sinks.sqlite import SQLiteSink
+
+logger = logging.getLogger("lc_observe")
+
+DEFAULT_DB = "lc_observe.db"
+_SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
+_RECENT_ENDED = 10_000  # ended runs remembered so late children still find their trace
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _never_raise(method: F) -> F:
+    """Run a callback, log instead of raising: the handler must never break the app."""
+
+    @functools.wraps(method)
+    def guarded(self: ObsHandler, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception:
+            self._internal_errors += 1
+            if self._internal_errors <= 3:
+                logger.exception("lc_observe: internal error in %s (ignored)", method.__name__)
+
+    return guarded  # type: ignore[return-value]
+
+
+def _run_name(serialized: dict[str, Any] | None, kwargs: dict[str, Any], default: str) -> str:
+    """The name LangChain's own tracers give a run (kwarg, serialized name, class id)."""
+    name = kwargs.get("name")
+    if name:
+        return name
+    if serialized:
+        if serialized.get("name"):
+            return serialized["name"]
+        ident = serialized.get("id")
+        if ident:
+            return ident[-1]
+    return default
+
+
+class ObsHandler(BaseCallbackHandler):
+    """Record every LangChain / LangGraph run as a span in a local SQLite file.
+
+    >>> handler = ObsHandler("traces.db")                     # doctest: +SKIP
+    >>> chain.invoke({"q": "hi"}, config={"callbacks": [handler]})  # doctest: +SKIP
+    >>> handler.flush()                                       # doctest: +SKIP
+    >>> handler.store.print_trace(handler.store.traces()[0].trace_id)  # doctest: +SKIP
+
+    Args:
+        db_path: SQLite file to write (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``);
+            ``None`` writes no local file (use with ``sinks=``).
+        user_id: stamped on every span that has no ``user_id`` of its own in run metadata.
+        session_id: likewise; otherwise taken from run metadata ``session_id``/``thread_id``.
+        tags: added to every span's tags.
+        metadata: merged under every span's metadata (the run's own keys win).
+        sinks: extra sinks that receive every batch after the SQLite sink.
+        limits: serialization limits (string length, items, depth, field size).
+        max_queue: records held in memory at most before new ones are dropped (and counted).
+        batch_size: records written per transaction.
+        schedule_delay: seconds the writer waits to fill a batch.
+        exit_timeout: seconds the ``atexit`` flush may take at most.
+        graphs: compiled LangGraph graphs whose routing functions should get readable names.
+
+    The handler is thread-safe and may be shared by any number of concurrent runs
+    (threads or asyncio tasks).  It never raises into the application: internal
+    problems are logged on the ``lc_observe`` logger and counted in `stats`.
+    """
+
+    run_inline = True  # no I/O here, so async runs call us on the loop, in order
+    raise_error = False
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = DEFAULT_DB,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        sinks: Sequence[Sink] = (),
+        limits: Limits | None = None,
+        max_queue: int = 100_000,
+        batch_size: int = 1_000,
+        schedule_delay: float = 0.2,
+        exit_timeout: float = 10.0,
+        graphs: Sequence[Any] = (),
+    ) -> None:
+        super().__init__()
+        if db_path == DEFAULT_DB:
+            db_path = os.environ.get("LC_OBSERVE_DB", DEFAULT_DB)
+        self.db_path = None if db_path is None else os.fspath(db_path)
+        self.user_id = user_id
+        self.session_id = session_id
+        self.tags = list(tags or ())
+        self.metadata = dict(metadata or {})
+        self.limits = limits or Limits()
+        all_sinks: list[Sink] = []
+        if self.db_path is not None:
+            all_sinks.append(SQLiteSink(self.db_path, limits=self.limits))
+        all_sinks.extend(sinks)
+        if not all_sinks:
+            raise ValueError(
+                "ObsHandler(db_path=None) needs at least one sink: pass sinks=[...] "
+                "or a db_path to record into"
+            )
+        self._dispatcher = Dispatcher(
+            all_sinks,
+            max_queue=max_queue,
+            batch_size=batch_size,
+            schedule_delay=schedule_delay,
+            exit_timeout=exit_timeout,
+        )
+        self._graph = GraphTracker()
+        for graph in graphs:
+            self._graph.register_graph(graph)
+        self._runs: dict[UUID, dict[str, Any]] = {}
+        self._ended: dict[UUID, str] = {}  # recently ended run -> trace_id
+        self._rollup_lock = threading.Lock()  # children may finish in parallel threads
+        self._internal_errors = 0
+        self._last_error: tuple[BaseException | None, dict[str, Any] | None] = (None, None)
+
+    # -- public control ------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every finished run so far is written; False if ``timeout`` ran out.
+
+        In async code use ``await handler.aflush()`` so the event loop is not blocked.
+        """
+        return self._dispatcher.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """`flush` without blocking the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self._dispatcher.flush, timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush and stop the writer; later runs are dropped (and counted)."""
+        return self._dispatcher.close(timeout)
+
+    def __enter__(self) -> ObsHandler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: ``enqueued``, ``written``, ``dropped``, ``failed``, ``queued``,
+        ``open_runs`` and ``internal_errors``."""
+        counters = self._dispatcher.stats().as_dict()
+        counters["open_runs"] = len(self._runs)
+        counters["internal_errors"] = self._internal_errors
+        return counters
+
+    @property
+    def store(self) -> Any:
+        """A `TraceStore` over ``db_path``, after flushing what is pending."""
+        from .store import TraceStore
+
+        if self.db_path is None:
+            raise ValueError("this handler writes no SQLite file (db_path=None): no store")
+        self.flush()
+        return TraceStore(self.db_path)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        kind: str,
+        name: str,
+        inputs: Any,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        span_id = str(run_id)
+        if parent is not None:
+            trace_id, parent_id = parent["trace_id"], parent["span_id"]
+        elif parent_run_id is not None and parent_run_id in self._ended:
+            trace_id, parent_id = self._ended[parent_run_id], str(parent_run_id)
+        else:  # a root, or a parent this handler never saw: LangChain's tracers do the same
+            trace_id, parent_id = span_id, None
+        meta = {**self.metadata, **metadata} if self.metadata else dict(metadata or {})
+        all_tags = [*(tags or ()), *self.tags] if self.tags else list(tags or ())
+        record = new_span_record(
+            span_id, trace_id, parent_id, name, kind, time.time(), inputs, all_tags, meta
+        )
+        record["_t0"] = time.perf_counter()
+        record["_parent"] = parent_run_id if parent is not None else None
+        record["user_id"] = meta.get("user_id") or self.user_id
+        session = self.session_id
+        for key in _SESSION_KEYS:
+            if meta.get(key):
+                session = meta[key]
+                break
+        record["session_id"] = None if session is None else str(session)
+        if "langgraph_node" in meta:
+            record["graph_node"], record["graph_step"], record["checkpoint_ns"] = graph_fields(
+                meta
+            )
+            if parent is not None and parent["graph_node"] is None:
+                parent["graph_name"] = parent["name"]  # the parent runs a graph's nodes
+        self._runs[run_id] = record
+        self._graph.on_start(record)
+        return record
+
+    def _end(
+        self,
+        run_id: UUID,
+        status: str,
+        outputs: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        record = self._runs.pop(run_id, None)
+        if record is None:
+            return
+        record["end_time"] = time.time()
+        record["latency_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
+        record["status"] = status
+        record["outputs"] = outputs
+        if error is not None:
+            record["error"] = self._error_info(error)
+            if status == "error":
+                record["error_count"] += 1
+        self._roll_up(record)
+        self._ended[run_id] = record["trace_id"]
+        if len(self._ended) > _RECENT_ENDED:
+            self._ended.pop(next(iter(self._ended)), None)
+        submit = self._dispatcher.submit
+        submit(RECORD_SPAN, record)
+        for event in self._graph.on_end(record):
+            submit(RECORD_BRANCH, event)
+        if record["parent_id"] is None:
+            for event in self._graph.on_trace_end(record["trace_id"]):
+                submit(RECORD_BRANCH, event)
+
+    def _roll_up(self, record: dict[str, Any]) -> None:
+        """Add a finished span's subtree totals to its (still open) parent."""
+        parent = self._runs.get(record["_parent"]) if record["_parent"] is not None else None
+        if parent is None:
+            return
+        with self._rollup_lock:
+            parent["span_count"] += record["span_count"]
+            parent["error_count"] += record["error_count"]
+            for field in ROLLUP_FIELDS:
+                value = record[field]
+                if value is not None:
+                    parent[field] = value if parent[field] is None else parent[field] + value
+            if parent["graph_name"] is None and record["graph_name"] is not None:
+                parent["graph_name"] = record["graph_name"]
+
+    def _error_info(self, error: BaseException) -> dict[str, Any]:
+        # One exception travels through every ancestor: format it once.
+        last_error, last_info = self._last_error
+        if last_error is error and last_info is not None:
+            return last_info
+        try:
+            message = str(error)
+        except Exception:
+            message = "<str() of the exception failed>"
+        try:
+            trace = "".join(traceback.format_exception(error))
+        except Exception:
+            trace = None
+        info = {"type": type(error).__qualname__, "message": message, "traceback": trace}
+        self._last_error = (error, info)
+        return info
+
+    def _error_end(self, run_id: UUID, error: BaseException) -> None:
+        self._end(run_id, span_status_for_error(error), None, error)
+
+    # -- chains (also prompts, parsers, LangGraph graphs and nodes) ------------------------------
+
+    @_never_raise
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "Unnamed")
+        kind = kwargs.get("run_type") or "chain"
+        data = inputs if isinstance(inputs, dict) else {"input": inputs}
+        self._start(run_id, parent_run_id, kind, name, data, tags, metadata)
+
+    @_never_raise
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        new_inputs = kwargs.get("inputs")
+        if new_inputs is not None and run_id in self._runs:
+            record = self._runs[run_id]
+            record["inputs"] = new_inputs if isinstance(new_inputs, dict) else {"input": new_inputs}
+        data = outputs if isinstance(outputs, dict) else {"output": outputs}
+        self._end(run_id, "ok", data)
+
+    @_never_raise
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error_end(run_id, error)
+
+    # -- models ---------------------------------------------------------------------------------
+
+    @_never_raise
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "Unnamed")
+        record = self._start(
+            run_id, parent_run_id, "chat_model", name, {"messages": messages}, tags, metadata
+        )
+        self._model_start(record, serialized, kwargs)
+
+    @_never_raise
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "Unnamed")
+        record = self._start(
+            run_id, parent_run_id, "llm", name, {"prompts": list(prompts)}, tags, metadata
+        )
+        self._model_start(record, serialized, kwargs)
+
+    def _model_start(
+        self, record: dict[str, Any], serialized: dict[str, Any] | None, kwargs: dict[str, Any]
+    ) -> None:
+        """Model-span extras at start (model name, provider); see `lc_observe.usage`."""
+        params = kwargs.get("invocation_params")
+        if params:
+            record["invocation_params"] = params
+
+    @_never_raise
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        record = self._runs.get(run_id)
+        if record is not None and record["ttft_ms"] is None:
+            record["ttft_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
+
+    @_never_raise
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, "ok", response)
+
+    @_never_raise
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error_end(run_id, error)
+
+    # -- tools and retrievers -------------------------------------------------------------------
+
+    @_never_raise
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "Unnamed")
+        data = inputs if inputs is not None else {"input": input_str}
+        self._start(run_id, parent_run_id, "tool", name, data, tags, metadata)
+
+    @_never_raise
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, "ok", {"output": output})
+
+    @_never_raise
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error_end(run_id, error)
+
+    @_never_raise
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any],
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "Retriever")
+        self._start(run_id, parent_run_id, "retriever", name, {"query": query}, tags, metadata)
+
+    @_never_raise
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, "ok", {"documents": documents})
+
+    @_never_raise
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error_end(run_id, error)

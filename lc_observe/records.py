@@ -1,0 +1,143 @@
+"""The plain records that travel from the handler to the sinks.
+
+The callback path allocates no pydantic model: it fills plain dicts, and the
+background worker turns them into rows.  Pydantic models (`lc_observe.model`) are
+what `TraceStore` returns to users.
+
+A *span record* is a ``dict`` with these keys (all present from creation on):
+
+===================== =====================================================================
+key                   value
+===================== =====================================================================
+``span_id``           str, the LangChain ``run_id``
+``trace_id``          str, the root run's id
+``parent_id``         str or None
+``name``              str, the run name as LangChain's own tracers name it
+``kind``              str, LangChain's run type (``chain``, ``llm``, ``chat_model``, ``tool``,
+                      ``retriever``, ``prompt``, ``parser``, ``embedding`` ...)
+``start_time``        float, epoch seconds (UTC)
+``end_time``          float or None
+``latency_ms``        float or None
+``status``            ``"ok"``, ``"error"``, ``"interrupted"`` or ``"running"``
+``error``             None or ``{"type", "message", "traceback"}``
+``inputs``            raw Python object (serialized on the worker thread)
+``outputs``           raw Python object or None
+``tags``              list[str]
+``metadata``          dict
+``user_id``           str or None
+``session_id``        str or None
+``graph_node``        str or None (LangGraph ``langgraph_node``)
+``graph_step``        int or None (LangGraph ``langgraph_step``)
+``checkpoint_ns``     str or None (LangGraph ``langgraph_checkpoint_ns``)
+``graph_name``        str or None: name of the outermost graph run in this subtree
+``model`` ...         usage fields, see ``USAGE_FIELDS``; None when unknown
+``span_count``        int, this span plus its finished descendants (rolled up)
+``error_count``       int, spans with status error in this subtree (rolled up)
+===================== =====================================================================
+
+A *branch event record* is a dict with the keys of ``BRANCH_FIELDS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Token / cost fields carried by model spans and rolled up into their ancestors.
+TOKEN_FIELDS: tuple[str, ...] = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+)
+
+USAGE_FIELDS: tuple[str, ...] = ("model", "provider", *TOKEN_FIELDS, "cost_usd", "ttft_ms")
+
+#: Fields summed from children into parents when a span finishes.
+ROLLUP_FIELDS: tuple[str, ...] = (*TOKEN_FIELDS, "cost_usd")
+
+SPAN_FIELDS: tuple[str, ...] = (
+    "span_id",
+    "trace_id",
+    "parent_id",
+    "name",
+    "kind",
+    "start_time",
+    "end_time",
+    "latency_ms",
+    "status",
+    "error",
+    "inputs",
+    "outputs",
+    "tags",
+    "metadata",
+    "user_id",
+    "session_id",
+    "graph_node",
+    "graph_step",
+    "checkpoint_ns",
+    *USAGE_FIELDS,
+    "span_count",
+    "error_count",
+)
+
+BRANCH_FIELDS: tuple[str, ...] = (
+    "trace_id",
+    "span_id",
+    "source",
+    "condition",
+    "result",
+    "destinations",
+    "kind",
+    "step",
+    "checkpoint_ns",
+    "time",
+    "error",
+)
+
+#: Record type markers used on the queue: ``(RECORD_SPAN, dict)`` etc.
+RECORD_SPAN = "span"
+RECORD_BRANCH = "branch"
+
+_EMPTY_USAGE: dict[str, Any] = dict.fromkeys(USAGE_FIELDS)
+
+
+def new_span_record(
+    span_id: str,
+    trace_id: str,
+    parent_id: str | None,
+    name: str,
+    kind: str,
+    start_time: float,
+    inputs: Any,
+    tags: list[str],
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """Return a fresh open span record (status ``running``) with every key present."""
+    record: dict[str, Any] = {
+        "span_id": span_id,
+        "trace_id": trace_id,
+        "parent_id": parent_id,
+        "name": name,
+        "kind": kind,
+        "start_time": start_time,
+        "end_time": None,
+        "latency_ms": None,
+        "status": "running",
+        "error": None,
+        "inputs": inputs,
+        "outputs": None,
+        "tags": tags,
+        "metadata": metadata,
+        "user_id": None,
+        "session_id": None,
+        "graph_node": None,
+        "graph_step": None,
+        "checkpoint_ns": None,
+        "graph_name": None,
+        "span_count": 1,
+        "error_count": 0,
+    }
+    record.update(_EMPTY_USAGE)
+    return record

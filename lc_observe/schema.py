@@ -1,0 +1,180 @@
+"""The SQLite schema: tables, indexes, version and migrations.
+
+An lc_observe database is marked with ``PRAGMA application_id`` (so a foreign SQLite
+file is recognised and never written to) and carries its schema version in
+``PRAGMA user_version``.  `ensure_schema` creates a new database or migrates an
+older one step by step; a newer version than this library knows is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+from .errors import ForeignDatabaseError, SchemaVersionError
+
+#: ``PRAGMA application_id`` of every lc_observe database ("LCOB").
+APPLICATION_ID = 0x4C434F42
+SCHEMA_VERSION = 1
+
+SPAN_COLUMNS: dict[str, type] = {
+    "span_id": str,
+    "trace_id": str,
+    "parent_id": str,
+    "name": str,
+    "kind": str,
+    "status": str,
+    "start_time": str,
+    "end_time": str,
+    "latency_ms": float,
+    "error_type": str,
+    "error_message": str,
+    "error_traceback": str,
+    "inputs": str,
+    "outputs": str,
+    "tags": str,
+    "metadata": str,
+    "user_id": str,
+    "session_id": str,
+    "graph_node": str,
+    "graph_step": int,
+    "checkpoint_ns": str,
+    "model": str,
+    "provider": str,
+    "input_tokens": int,
+    "output_tokens": int,
+    "total_tokens": int,
+    "cached_tokens": int,
+    "cache_creation_tokens": int,
+    "reasoning_tokens": int,
+    "cost_usd": float,
+    "ttft_ms": float,
+    "span_count": int,
+    "error_count": int,
+}
+
+TRACE_COLUMNS: dict[str, type] = {
+    "trace_id": str,
+    "name": str,
+    "kind": str,
+    "status": str,
+    "start_time": str,
+    "end_time": str,
+    "latency_ms": float,
+    "user_id": str,
+    "session_id": str,
+    "tags": str,
+    "metadata": str,
+    "graph_name": str,
+    "span_count": int,
+    "error_count": int,
+    "input_tokens": int,
+    "output_tokens": int,
+    "total_tokens": int,
+    "cached_tokens": int,
+    "cache_creation_tokens": int,
+    "reasoning_tokens": int,
+    "cost_usd": float,
+}
+
+BRANCH_COLUMNS: dict[str, type] = {
+    "id": int,
+    "trace_id": str,
+    "span_id": str,
+    "source": str,
+    "condition": str,
+    "result": str,
+    "destinations": str,
+    "kind": str,
+    "step": int,
+    "checkpoint_ns": str,
+    "time": str,
+    "error": str,
+}
+
+SCORE_COLUMNS: dict[str, type] = {
+    "id": int,
+    "trace_id": str,
+    "span_id": str,
+    "name": str,
+    "value": float,
+    "comment": str,
+    "time": str,
+}
+
+#: Columns stored as JSON text.
+JSON_COLUMNS = frozenset({"inputs", "outputs", "tags", "metadata", "result", "destinations", "error"})
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db["spans"].create(SPAN_COLUMNS, pk="span_id", not_null={"trace_id"}, if_not_exists=True)
+    db["traces"].create(TRACE_COLUMNS, pk="trace_id", if_not_exists=True)
+    db["branch_events"].create(BRANCH_COLUMNS, pk="id", not_null={"trace_id"}, if_not_exists=True)
+    db["scores"].create(SCORE_COLUMNS, pk="id", not_null={"trace_id"}, if_not_exists=True)
+    indexes = {
+        "spans": [["trace_id", "start_time"], ["start_time"], ["kind", "start_time"]],
+        "traces": [["start_time"], ["user_id", "start_time"], ["session_id", "start_time"]],
+        "branch_events": [["trace_id"], ["source", "time"], ["time"]],
+        "scores": [["trace_id"]],
+    }
+    for table, columns_list in indexes.items():
+        for columns in columns_list:
+            db[table].create_index(columns, if_not_exists=True)
+
+
+#: ``MIGRATIONS[n]`` brings a database at version ``n - 1`` to version ``n``.
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _create_v1}
+
+
+def configure(conn: sqlite3.Connection, busy_timeout_ms: int = 10_000) -> None:
+    """Per-connection settings every lc_observe connection uses."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no committed txn
+
+
+def read_versions(conn: sqlite3.Connection) -> tuple[int, int, bool]:
+    """Return ``(application_id, user_version, has_tables)`` of an open database."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    return app_id, version, has_tables
+
+
+def check_compatible(path: str, app_id: int, version: int, has_tables: bool) -> None:
+    """Raise a clear error when ``path`` is not an lc_observe database this library can use."""
+    if app_id != APPLICATION_ID and (has_tables or app_id != 0):
+        raise ForeignDatabaseError(
+            f"{path} is an SQLite database, but not an lc_observe one (application_id="
+            f"{app_id:#x}). Point db_path at a new file or an lc_observe database."
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path} has lc_observe schema version {version}, newer than this library "
+            f"understands ({SCHEMA_VERSION}). Upgrade lc_observe: pip install -U lc-observe"
+        )
+
+
+def ensure_schema(db: sqlite_utils.Database, path: str) -> None:
+    """Create or migrate the schema of ``db`` to `SCHEMA_VERSION` (idempotent, multi-process safe)."""
+    conn = db.conn
+    app_id, version, has_tables = read_versions(conn)
+    check_compatible(path, app_id, version, has_tables)
+    if version == SCHEMA_VERSION:
+        return
+    db.enable_wal()  # persistent; must run outside a transaction
+    # One writer migrates; the others wait on the lock, then see the new version and stop.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        app_id, version, has_tables = read_versions(conn)
+        check_compatible(path, app_id, version, has_tables)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[target](db)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

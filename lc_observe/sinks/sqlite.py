@@ -1,0 +1,201 @@
+"""The SQLite sink: batches of records become rows in one transaction.
+
+Runs on the dispatcher's worker thread only (the connection is opened there,
+lazily).  Several processes may write the same file: WAL mode, a busy timeout and
+a bounded retry on ``database is locked`` keep every writer going.  A problem with
+the file (missing directory, read-only, foreign database, disk full) is logged once
+with what to do, and the batch counts as failed; the application never notices.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlite_utils
+
+from ..dispatch import Item
+from ..errors import StoreError
+from ..records import RECORD_BRANCH, RECORD_SPAN
+from ..schema import BRANCH_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, configure, ensure_schema
+from ..serialize import Limits, dumps, dumps_or_none
+
+logger = logging.getLogger("lc_observe")
+
+_SPAN_COLS = tuple(SPAN_COLUMNS)
+_TRACE_COLS = tuple(TRACE_COLUMNS)
+_BRANCH_COLS = tuple(c for c in BRANCH_COLUMNS if c != "id")
+
+
+def _insert_sql(table: str, columns: Sequence[str], verb: str = "INSERT OR REPLACE") -> str:
+    names = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    return f"{verb} INTO {table} ({names}) VALUES ({marks})"
+
+
+_SPAN_SQL = _insert_sql("spans", _SPAN_COLS)
+_TRACE_SQL = _insert_sql("traces", _TRACE_COLS)
+_BRANCH_SQL = _insert_sql("branch_events", _BRANCH_COLS, "INSERT")
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds to the fixed-width UTC text stored in the database."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
+
+
+def span_row(record: dict[str, Any], limits: Limits) -> tuple[Any, ...]:
+    """The ``spans`` row of a span record, in `SPAN_COLUMNS` order."""
+    error = record["error"] or {}
+    row = dict(record)
+    row["start_time"] = iso(record["start_time"])
+    row["end_time"] = iso(record["end_time"])
+    row["error_type"] = error.get("type")
+    row["error_message"] = error.get("message")
+    row["error_traceback"] = error.get("traceback")
+    row["inputs"] = dumps_or_none(record["inputs"], limits)
+    row["outputs"] = dumps_or_none(record["outputs"], limits)
+    row["tags"] = dumps(record["tags"] or [], limits)
+    row["metadata"] = dumps(record["metadata"] or {}, limits)
+    return tuple(row.get(column) for column in _SPAN_COLS)
+
+
+def trace_row(record: dict[str, Any], span: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The ``traces`` row of a root span record (its rolled-up totals are the trace's)."""
+    by_name = dict(zip(_SPAN_COLS, span))
+    by_name["graph_name"] = record.get("graph_name")
+    return tuple(by_name.get(column) for column in _TRACE_COLS)
+
+
+def branch_row(record: dict[str, Any], limits: Limits) -> tuple[Any, ...]:
+    """The ``branch_events`` row of a branch event record."""
+    row = dict(record)
+    row["result"] = dumps(record.get("result"), limits)
+    row["destinations"] = dumps(record.get("destinations") or [], limits)
+    row["error"] = dumps_or_none(record.get("error"), limits)
+    row["time"] = iso(record.get("time"))
+    return tuple(row.get(column) for column in _BRANCH_COLS)
+
+
+class SQLiteSink:
+    """Write span and branch records to an lc_observe SQLite file.
+
+    Args:
+        path: the database file; created (mode 0600) with its schema on first write.
+        limits: serialization limits for inputs, outputs and metadata.
+        busy_timeout: seconds SQLite waits for another writer's lock.
+        max_retries: extra attempts when the database stays locked past the timeout.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        limits: Limits | None = None,
+        busy_timeout: float = 10.0,
+        max_retries: int = 5,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.limits = limits or Limits()
+        self.busy_timeout = busy_timeout
+        self.max_retries = max_retries
+        self._db: sqlite_utils.Database | None = None
+        self._logged: set[str] = set()
+
+    # -- sink protocol ---------------------------------------------------------------------
+
+    def export(self, batch: Sequence[Item]) -> int:
+        """Write a batch in one transaction; returns how many records were stored."""
+        spans, traces, branches = self._rows(batch)
+        for attempt in range(self.max_retries + 1):
+            try:
+                db = self._connect()
+                with db.atomic():
+                    conn = db.conn
+                    if spans:
+                        conn.executemany(_SPAN_SQL, spans)
+                    if traces:
+                        conn.executemany(_TRACE_SQL, traces)
+                    if branches:
+                        conn.executemany(_BRANCH_SQL, branches)
+                return len(batch)
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    if attempt < self.max_retries:
+                        time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+                        continue
+                self._fail(exc)
+                return 0
+            except (sqlite3.Error, StoreError, OSError) as exc:
+                self._fail(exc)
+                return 0
+        return 0  # pragma: no cover - loop always returns
+
+    def close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            finally:
+                self._db = None
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _rows(self, batch: Iterable[Item]) -> tuple[list, list, list]:
+        spans: list[tuple] = []
+        traces: list[tuple] = []
+        branches: list[tuple] = []
+        limits = self.limits
+        for kind, record in batch:
+            if kind == RECORD_SPAN:
+                row = span_row(record, limits)
+                spans.append(row)
+                if record["parent_id"] is None:
+                    traces.append(trace_row(record, row))
+            elif kind == RECORD_BRANCH:
+                branches.append(branch_row(record, limits))
+        return spans, traces, branches
+
+    def _connect(self) -> sqlite_utils.Database:
+        if self._db is not None:
+            return self._db
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise StoreError(
+                f"the directory of db_path={self.path!r} does not exist; create it or pass "
+                "another db_path"
+            )
+        created = not os.path.exists(self.path)
+        if created:  # create with owner-only permissions: traces hold prompts and outputs
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+        try:
+            configure(conn, int(self.busy_timeout * 1000))
+            db = sqlite_utils.Database(conn)
+            ensure_schema(db, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        self._db = db
+        return db
+
+    def _fail(self, exc: BaseException) -> None:
+        """Log a storage problem once per kind of problem; drop the connection to retry later."""
+        message = str(exc)
+        key = f"{type(exc).__name__}:{message}"
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.error(
+                "lc_observe: could not write to %s: %s. Records are counted in "
+                "handler.stats['failed']; the application is not affected.",
+                self.path,
+                message,
+            )
+        self.close()

@@ -1,0 +1,316 @@
+"""`TraceStore`: read an lc_observe SQLite file back as typed objects.
+
+>>> store = TraceStore("lc_observe.db")                  # doctest: +SKIP
+>>> trace = store.traces(limit=1)[0]                     # newest first  # doctest: +SKIP
+>>> [s.name for s in store.spans(trace_id=trace.trace_id)]  # doctest: +SKIP
+>>> store.print_trace(trace.trace_id)                    # doctest: +SKIP
+
+Every filter is a bound SQL parameter; nothing a caller passes is pasted into SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import IO, Any, TypeVar
+
+from pydantic import BaseModel
+
+from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
+from .model import BranchEvent, Span, Trace
+from .schema import (
+    BRANCH_COLUMNS,
+    JSON_COLUMNS,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    check_compatible,
+    configure,
+    read_versions,
+)
+from .tree import format_trace
+
+TimeLike = datetime | str | float | int | timedelta
+M = TypeVar("M", bound=BaseModel)
+
+
+def to_db_time(value: TimeLike | None) -> str | None:
+    """A ``since``/``until`` value as the UTC text the database stores.
+
+    Accepts an aware or naive (taken as UTC) datetime, an ISO string, epoch seconds,
+    or a timedelta meaning "that long ago".
+    """
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = datetime.now(timezone.utc) - value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = datetime.fromtimestamp(value, timezone.utc)
+    elif isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"cannot read {value!r} as a time: use ISO 8601 like '2026-01-31T12:00:00Z'"
+            ) from None
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, ISO string, epoch seconds or timedelta: {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _parse(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    for key in JSON_COLUMNS.intersection(data):
+        if data[key] is not None:
+            data[key] = json.loads(data[key])
+    return data
+
+
+def _span(row: sqlite3.Row) -> Span:
+    data = _parse(row)
+    error_type = data.pop("error_type")
+    message = data.pop("error_message")
+    trace = data.pop("error_traceback")
+    if error_type is not None:
+        data["error"] = {"type": error_type, "message": message or "", "traceback": trace}
+    return Span.model_validate(data)
+
+
+class TraceStore:
+    """Query API over an lc_observe SQLite file (read-only use; safe while handlers write).
+
+    Args:
+        path: the database file written by `ObsHandler` (default ``$LC_OBSERVE_DB`` or
+            ``./lc_observe.db``).
+
+    Raises:
+        DatabaseNotFoundError: the file does not exist.
+        ForeignDatabaseError: the file is not an lc_observe database.
+        SchemaVersionError: the file was written by a newer lc_observe.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None:
+            path = os.environ.get("LC_OBSERVE_DB", "lc_observe.db")
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise DatabaseNotFoundError(
+                f"no lc_observe database at {self.path!r}: record something with "
+                "ObsHandler(db_path=...) first, or pass the right path"
+            )
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            configure(self._conn)
+            app_id, version, has_tables = read_versions(self._conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path!r} is not a readable SQLite database: {exc}") from None
+        check_compatible(self.path, app_id, version, has_tables)
+        if version == 0:
+            raise StoreError(
+                f"{self.path!r} holds no lc_observe data yet (empty database file)"
+            )
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    # -- traces --------------------------------------------------------------------------------
+
+    def traces(
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        tag: str | None = None,
+    ) -> list[Trace]:
+        """Recorded traces, newest first, filtered by any of the keyword arguments.
+
+        ``since``/``until`` bound the trace start time (inclusive / exclusive).
+        """
+        where, params = ["1=1"], []
+        for column, value in (
+            ("name", name),
+            ("status", status),
+            ("user_id", user_id),
+            ("session_id", session_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("start_time >= ?")
+            params.append(to_db_time(since))
+        if until is not None:
+            where.append("start_time < ?")
+            params.append(to_db_time(until))
+        if tag is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE value = ?)")
+            params.append(tag)
+        sql = (
+            f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)} "
+            "ORDER BY start_time DESC LIMIT ? OFFSET ?"
+        )
+        rows = self._query(sql, [*params, int(limit), int(offset)])
+        return [Trace.model_validate(_parse(row)) for row in rows]
+
+    def trace(self, trace_id: str) -> Trace:
+        """One trace with its branch events; raises `TraceNotFoundError` for an unknown id."""
+        rows = self._query(
+            f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE trace_id = ?", (str(trace_id),)
+        )
+        if not rows:
+            # A trace whose root has not finished yet has spans but no trace row.
+            if self._query("SELECT 1 FROM spans WHERE trace_id = ? LIMIT 1", (str(trace_id),)):
+                raise TraceNotFoundError(
+                    f"trace {trace_id} is still running (its root span has not finished); "
+                    "use store.spans(trace_id=...) to see what is recorded so far"
+                )
+            raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.path}")
+        data = _parse(rows[0])
+        data["branches"] = self.branches(trace_id=str(trace_id))
+        return Trace.model_validate(data)
+
+    # -- spans ---------------------------------------------------------------------------------
+
+    def spans(
+        self,
+        trace_id: str | None = None,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        limit: int | None = None,
+    ) -> list[Span]:
+        """Spans in start order, filtered by trace, kind, name, status and start time."""
+        where, params = ["1=1"], []
+        for column, value in (
+            ("trace_id", None if trace_id is None else str(trace_id)),
+            ("kind", kind),
+            ("name", name),
+            ("status", status),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("start_time >= ?")
+            params.append(to_db_time(since))
+        if until is not None:
+            where.append("start_time < ?")
+            params.append(to_db_time(until))
+        sql = (
+            f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE {' AND '.join(where)} "
+            "ORDER BY start_time, rowid"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_span(row) for row in self._query(sql, params)]
+
+    def span(self, span_id: str) -> Span:
+        """One span by id; raises `TraceNotFoundError` for an unknown id."""
+        rows = self._query(
+            f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE span_id = ?", (str(span_id),)
+        )
+        if not rows:
+            raise TraceNotFoundError(f"no span with id {span_id!r} in {self.path}")
+        return _span(rows[0])
+
+    # -- branch events -------------------------------------------------------------------------
+
+    def branches(
+        self,
+        trace_id: str | None = None,
+        *,
+        source: str | None = None,
+        condition: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+    ) -> list[BranchEvent]:
+        """LangGraph routing decisions in the order they happened."""
+        where, params = ["1=1"], []
+        for column, value in (
+            ("trace_id", None if trace_id is None else str(trace_id)),
+            ("source", source),
+            ("condition", condition),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(to_db_time(since))
+        if until is not None:
+            where.append("time < ?")
+            params.append(to_db_time(until))
+        sql = (
+            f"SELECT {', '.join(BRANCH_COLUMNS)} FROM branch_events "
+            f"WHERE {' AND '.join(where)} ORDER BY time, id"
+        )
+        return [BranchEvent.model_validate(_parse(row)) for row in self._query(sql, params)]
+
+    # -- display and export --------------------------------------------------------------------
+
+    def format_trace(self, trace_id: str) -> str:
+        """The span tree of one trace as indented text (what `print_trace` prints)."""
+        spans = self.spans(trace_id=trace_id)
+        if not spans:
+            raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.path}")
+        return format_trace(spans, self.branches(trace_id=trace_id))
+
+    def print_trace(self, trace_id: str, file: IO[str] | None = None) -> None:
+        """Print the span tree of one trace, with branch decisions beside their nodes."""
+        print(self.format_trace(trace_id), file=file or sys.stdout)
+
+    def to_pandas(self, table: str = "spans", **filters: Any) -> Any:
+        """A pandas DataFrame of ``"spans"``, ``"traces"`` or ``"branches"`` (needs pandas).
+
+        Keyword arguments are the filters of the matching method (``spans()`` ...).
+        """
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - exercised only without pandas
+            raise ImportError(
+                "to_pandas() needs pandas: pip install 'lc-observe[pandas]'"
+            ) from None
+        readers = {"spans": self.spans, "traces": self.traces, "branches": self.branches}
+        if table not in readers:
+            raise ValueError(f"table must be one of {sorted(readers)}, not {table!r}")
+        records = [item.model_dump() for item in readers[table](**filters)]
+        frame = pd.DataFrame.from_records(records)
+        for column in ("start_time", "end_time", "time"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+    def __iter__(self) -> Iterator[Trace]:
+        """Iterate over all traces, newest first, a page at a time."""
+        offset = 0
+        while page := self.traces(limit=500, offset=offset):
+            yield from page
+            offset += len(page)
