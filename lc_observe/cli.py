@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--db", default=_default_db(), help="SQLite file (default %(default)s)")
+        command.add_argument(
+            "--db", default=_default_db(), help="SQLite file (default %(default)s)"
+        )
         command.add_argument("--json", action="store_true", help="print JSON instead of text")
         return command
 

@@ -224,9 +224,7 @@ class ObsHandler(BaseCallbackHandler):
                 break
         record["session_id"] = None if session is None else str(session)
         if "langgraph_node" in meta:
-            record["graph_node"], record["graph_step"], record["checkpoint_ns"] = graph_fields(
-                meta
-            )
+            record["graph_node"], record["graph_step"], record["checkpoint_ns"] = graph_fields(meta)
             if parent is not None and parent["graph_node"] is None:
                 parent["graph_name"] = parent["name"]  # the parent runs a graph's nodes
         self._runs[run_id] = record

@@ -105,7 +105,9 @@ SCORE_COLUMNS: dict[str, type] = {
 }
 
 #: Columns stored as JSON text.
-JSON_COLUMNS = frozenset({"inputs", "outputs", "tags", "metadata", "result", "destinations", "error"})
+JSON_COLUMNS = frozenset(
+    {"inputs", "outputs", "tags", "metadata", "result", "destinations", "error"}
+)
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -158,7 +160,7 @@ def check_compatible(path: str, app_id: int, version: int, has_tables: bool) -> 
 
 
 def ensure_schema(db: sqlite_utils.Database, path: str) -> None:
-    """Create or migrate the schema of ``db`` to `SCHEMA_VERSION` (idempotent, multi-process safe)."""
+    """Create or migrate the schema of ``db`` to `SCHEMA_VERSION` (idempotent, multi-process)."""
     conn = db.conn
     app_id, version, has_tables = read_versions(conn)
     check_compatible(path, app_id, version, has_tables)

@@ -112,9 +112,7 @@ class TraceStore:
             raise StoreError(f"{self.path!r} is not a readable SQLite database: {exc}") from None
         check_compatible(self.path, app_id, version, has_tables)
         if version == 0:
-            raise StoreError(
-                f"{self.path!r} holds no lc_observe data yet (empty database file)"
-            )
+            raise StoreError(f"{self.path!r} holds no lc_observe data yet (empty database file)")
 
     # -- plumbing ------------------------------------------------------------------------------
 

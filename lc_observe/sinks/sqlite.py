@@ -69,7 +69,7 @@ def span_row(record: dict[str, Any], limits: Limits) -> tuple[Any, ...]:
 
 def trace_row(record: dict[str, Any], span: tuple[Any, ...]) -> tuple[Any, ...]:
     """The ``traces`` row of a root span record (its rolled-up totals are the trace's)."""
-    by_name = dict(zip(_SPAN_COLS, span))
+    by_name = dict(zip(_SPAN_COLS, span, strict=True))
     by_name["graph_name"] = record.get("graph_name")
     return tuple(by_name.get(column) for column in _TRACE_COLS)
 
@@ -127,10 +127,10 @@ class SQLiteSink:
                         conn.executemany(_BRANCH_SQL, branches)
                 return len(batch)
             except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    if attempt < self.max_retries:
-                        time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
-                        continue
+                transient = "locked" in str(exc) or "busy" in str(exc)
+                if transient and attempt < self.max_retries:
+                    time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+                    continue
                 self._fail(exc)
                 return 0
             except (sqlite3.Error, StoreError, OSError) as exc:

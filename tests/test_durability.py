@@ -1,0 +1,133 @@
+"""Nothing recorded is lost: exit without flush, several processes on one file, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from langchain_core.runnables import RunnableLambda
+
+from lc_observe import ObsHandler, TraceStore
+
+
+def _run_script(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_script_exiting_without_flush_loses_nothing(db_path: Path) -> None:
+    code = """
+        import sys
+        from langchain_core.runnables import RunnableLambda
+        from lc_observe import ObsHandler
+        handler = ObsHandler(sys.argv[1], schedule_delay=30)  # the writer would sleep past exit
+        chain = RunnableLambda(lambda x: x + 1, name="inc") | RunnableLambda(str, name="fmt")
+        for i in range(300):
+            chain.invoke(i, {"callbacks": [handler]})
+        print(handler.stats["written"])
+    """
+    done = _run_script(code, str(db_path))
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 900  # nothing was written before exit ...
+    store = TraceStore(db_path)
+    assert len(store.traces(limit=1000)) == 300  # ... and the atexit flush wrote it all
+    assert len(store.spans()) == 900
+
+
+def test_several_processes_write_one_file(db_path: Path) -> None:
+    code = """
+        import sys
+        from langchain_core.runnables import RunnableLambda
+        from lc_observe import ObsHandler
+        handler = ObsHandler(sys.argv[1], batch_size=20, schedule_delay=0.01)
+        chain = RunnableLambda(lambda x: x + 1, name="inc") | RunnableLambda(str, name="fmt")
+        for i in range(200):
+            chain.invoke(i, {"callbacks": [handler]})
+        handler.close()
+        print(handler.stats)
+    """
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), str(db_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        assert "'failed': 0" in out and "'dropped': 0" in out, out
+        assert "locked" not in err
+    store = TraceStore(db_path)
+    assert len(store.traces(limit=10_000)) == 800
+    assert len(store.spans()) == 2400
+
+
+class Explosive:
+    """repr and str raise; attribute access works."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr exploded")
+
+    __str__ = __repr__
+
+
+def _cyclic() -> dict:
+    data: dict = {"name": "loop"}
+    data["me"] = data
+    return data
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"cyclic": _cyclic()},
+        {"obj": Explosive()},
+        {"huge": "z" * 2_000_000},
+        {"long": list(range(100_000))},
+        {"bytes": b"\xff" * 100, "nan": math.nan, "inf": math.inf},
+        {"deep": json.loads("[" * 500 + "]" * 500)},
+        {1: "int key", None: "none key", (1, 2): "tuple key"},
+        {"surrogate": "\ud800 lone"},
+    ],
+    ids=[
+        "cyclic",
+        "explosive-repr",
+        "huge-string",
+        "long-list",
+        "bytes-nan",
+        "deep",
+        "keys",
+        "surr",
+    ],
+)
+def test_bad_inputs_and_outputs_never_reach_the_user(payload, db_path: Path) -> None:
+    obs = ObsHandler(db_path)
+    echo = RunnableLambda(lambda x: x, name="echo")
+    result = echo.invoke(payload, {"callbacks": [obs], "metadata": {"odd": Explosive()}})
+    assert result is payload
+    assert obs.flush(30)
+    assert obs.stats["failed"] == 0 and obs.stats["internal_errors"] == 0
+    span = TraceStore(db_path).spans()[0]
+    text = json.dumps(span.inputs)
+    assert len(text) < 400_000  # bounded by Limits.max_field_chars (+ escaping)
+    obs.close()
+
+
+def test_truncation_of_huge_output_is_marked(db_path: Path) -> None:
+    obs = ObsHandler(db_path)
+    RunnableLambda(lambda x: "q" * 50_000, name="big").invoke(1, {"callbacks": [obs]})
+    obs.close()
+    span = TraceStore(db_path).spans()[0]
+    assert span.outputs["output"].endswith("…[truncated 30000 chars]")

@@ -1,0 +1,146 @@
+"""TraceStore: filters, clear errors, hostile input, pandas export."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from langchain_core.runnables import RunnableLambda
+
+from lc_observe import (
+    DatabaseNotFoundError,
+    ForeignDatabaseError,
+    ObsHandler,
+    SchemaVersionError,
+    StoreError,
+    TraceNotFoundError,
+    TraceStore,
+)
+from lc_observe.schema import SCHEMA_VERSION
+
+from .runs import branching_graph, chat_chain
+
+
+@pytest.fixture
+def filled(db_path):
+    obs = ObsHandler(db_path)
+    chat_chain(["a", "b", "c"]).invoke({"q": "one"}, {"callbacks": [obs], "tags": ["first"]})
+    branching_graph().invoke({"n": 1}, {"callbacks": [obs], "metadata": {"user_id": "bob"}})
+    with pytest.raises(ZeroDivisionError):
+        RunnableLambda(lambda x: 1 / x, name="divide").invoke(0, {"callbacks": [obs]})
+    obs.close()
+    return TraceStore(db_path)
+
+
+def test_traces_newest_first_with_filters(filled: TraceStore) -> None:
+    traces = filled.traces()
+    assert [t.name for t in traces] == ["divide", "LangGraph", "RunnableSequence"]
+    assert [t.name for t in filled.traces(limit=1, offset=1)] == ["LangGraph"]
+    assert [t.name for t in filled.traces(status="error")] == ["divide"]
+    assert [t.name for t in filled.traces(user_id="bob")] == ["LangGraph"]
+    assert [t.name for t in filled.traces(tag="first")] == ["RunnableSequence"]
+    assert [t.name for t in filled.traces(name="LangGraph")] == ["LangGraph"]
+    assert filled.traces(since=timedelta(minutes=5)) == traces
+    assert filled.traces(until=datetime(2000, 1, 1)) == []
+    assert filled.traces(since="2999-01-01T00:00:00Z") == []
+    assert len(filled.traces(since=datetime.now(timezone.utc) - timedelta(hours=1))) == 3
+
+
+def test_spans_filters_and_single_lookups(filled: TraceStore) -> None:
+    graph = filled.traces(name="LangGraph")[0]
+    spans = filled.spans(trace_id=graph.trace_id)
+    assert [s.name for s in spans][:2] == ["LangGraph", "check"]
+    assert all(s.trace_id == graph.trace_id for s in spans)
+    assert [s.name for s in filled.spans(kind="chat_model")] == ["FakeListChatModel"]
+    assert [s.name for s in filled.spans(status="error")] == ["divide"]
+    assert filled.span(spans[0].span_id) == spans[0]
+    assert filled.trace(graph.trace_id).name == "LangGraph"
+    assert len(filled.spans(limit=2)) == 2
+
+
+def test_hostile_filter_strings_are_just_values(filled: TraceStore) -> None:
+    hostile = "'; DROP TABLE spans; --"
+    assert filled.traces(name=hostile, tag=hostile, user_id=hostile) == []
+    assert filled.spans(trace_id=hostile, name=hostile) == []
+    assert filled.branches(trace_id=hostile, source=hostile) == []
+    assert len(filled.spans()) > 0  # table still there
+
+
+def test_unknown_ids_raise_clear_errors(filled: TraceStore) -> None:
+    with pytest.raises(TraceNotFoundError, match="no trace with id 'nope'"):
+        filled.trace("nope")
+    with pytest.raises(TraceNotFoundError, match="no span with id"):
+        filled.span("nope")
+    with pytest.raises(TraceNotFoundError):
+        filled.format_trace("nope")
+    with pytest.raises(ValueError, match="ISO 8601"):
+        filled.traces(since="yesterday")
+
+
+def test_missing_foreign_and_newer_files(tmp_path) -> None:
+    with pytest.raises(DatabaseNotFoundError, match="no lc_observe database"):
+        TraceStore(tmp_path / "missing.db")
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    with pytest.raises(ForeignDatabaseError, match="not an lc_observe one"):
+        TraceStore(foreign)
+    text = tmp_path / "notes.db"
+    text.write_text("this is not sqlite at all, just a text file with enough bytes" * 10)
+    with pytest.raises(StoreError, match="not a readable SQLite database"):
+        TraceStore(text)
+
+
+def test_newer_schema_is_refused(filled: TraceStore) -> None:
+    with sqlite3.connect(filled.path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaVersionError, match="Upgrade lc_observe"):
+        TraceStore(filled.path)
+
+
+def test_handler_never_writes_into_a_foreign_database(tmp_path, caplog) -> None:
+    foreign = tmp_path / "app.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    obs = ObsHandler(foreign)
+    assert RunnableLambda(lambda x: x * 3).invoke(2, {"callbacks": [obs]}) == 6
+    obs.flush(10)
+    assert obs.stats["failed"] == 1 and obs.stats["written"] == 0
+    assert "not an lc_observe one" in caplog.text
+    with sqlite3.connect(foreign) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"customers"}
+    obs.close()
+
+
+def test_print_trace_shows_the_tree(filled: TraceStore, capsys) -> None:
+    graph = filled.traces(name="LangGraph")[0]
+    filled.print_trace(graph.trace_id)
+    out = [line for line in capsys.readouterr().out.splitlines() if "⤷" not in line]
+    assert out[0] == f"trace {graph.trace_id}  (4 spans)"
+    assert out[1].startswith("LangGraph [chain]  ok")
+    assert out[2].startswith("├─ check [chain]  step=1  ok")
+    assert out[3].startswith("│  └─ route [chain]  node=check  step=1  ok")
+    assert out[4].startswith("└─ small [chain]  step=2  ok")
+    error = filled.traces(name="divide")[0]
+    text = filled.format_trace(error.trace_id)
+    assert "divide [chain]  ERROR" in text and "ZeroDivisionError: division by zero" in text
+
+
+def test_to_pandas_dtypes(filled: TraceStore) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = filled.to_pandas("spans")
+    assert len(frame) == len(filled.spans())
+    assert isinstance(frame["start_time"].dtype, pd.DatetimeTZDtype)
+    traces = filled.to_pandas("traces", status="error")
+    assert list(traces["name"]) == ["divide"]
+    with pytest.raises(ValueError, match="table must be one of"):
+        filled.to_pandas("nope")
+
+
+def test_db_file_is_private(filled: TraceStore) -> None:
+    import os
+    import stat
+
+    assert stat.S_IMODE(os.stat(filled.path).st_mode) == 0o600
