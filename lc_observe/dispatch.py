@@ -14,9 +14,10 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,6 +61,8 @@ _live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 def _flush_all_at_exit() -> None:
     for dispatcher in list(_live):
         try:
+            for hook in dispatcher.before_exit:
+                hook()
             dispatcher.close(timeout=dispatcher.exit_timeout)
         except Exception:  # pragma: no cover - never fail interpreter shutdown
             logger.exception("lc_observe: flush at exit failed")
@@ -77,6 +80,8 @@ class Dispatcher:
         batch_size: records handed to the sinks at once.
         schedule_delay: seconds the worker waits for a full batch before writing what it has.
         exit_timeout: seconds the ``atexit`` flush may take at most.
+        idle_exit: seconds without records after which the worker thread ends (restarted on
+            demand), so handlers that are dropped leave no thread behind.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class Dispatcher:
         batch_size: int = 1_000,
         schedule_delay: float = 0.2,
         exit_timeout: float = 10.0,
+        idle_exit: float = 30.0,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be >= 1")
@@ -97,6 +103,8 @@ class Dispatcher:
         self.batch_size = batch_size
         self.schedule_delay = schedule_delay
         self.exit_timeout = exit_timeout
+        self.idle_exit = idle_exit
+        self.before_exit: list[Callable[[], None]] = []
         self._queue: deque[Item] = deque()
         self._wake = threading.Event()
         self._count_lock = threading.Lock()
@@ -132,7 +140,7 @@ class Dispatcher:
         with self._count_lock:
             self._enqueued += 1
         self._queue.append((kind, record))
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None or self._pid != os.getpid():  # read after the append: see _retire
             self._start_worker()
         if len(self._queue) >= self.batch_size:
             self._wake.set()
@@ -192,10 +200,13 @@ class Dispatcher:
             self._thread.start()
 
     def _run(self) -> None:
+        idle_since = time.monotonic()
         while True:
-            self._wake.wait(self.schedule_delay)
+            woken = self._wake.wait(self.schedule_delay)
             self._wake.clear()
             try:
+                if self._queue:
+                    idle_since = time.monotonic()
                 self._drain()
             except Exception:  # pragma: no cover - the worker must survive anything
                 self._busy = False
@@ -203,6 +214,21 @@ class Dispatcher:
             if self._closed and not self._queue:
                 self._close_sinks()
                 return
+            if not woken and time.monotonic() - idle_since > self.idle_exit and self._retire():
+                return
+
+    def _retire(self) -> bool:
+        """End an idle worker so an unused dispatcher holds no thread; the next submit restarts it.
+
+        The order matters: the thread slot is cleared *before* the queue is checked, so a
+        submit either lands in the queue before the check or sees the empty slot.
+        """
+        with self._start_lock:
+            self._thread = None
+            if self._queue:
+                self._thread = threading.current_thread()
+                return False
+        return True
 
     def _drain(self) -> None:
         queue = self._queue

@@ -22,7 +22,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from .dispatch import Dispatcher, Sink
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
-from .records import RECORD_BRANCH, RECORD_SPAN, ROLLUP_FIELDS, new_span_record
+from .records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN, ROLLUP_FIELDS, new_span_record
 from .serialize import Limits
 from .sinks.sqlite import SQLiteSink
 
@@ -86,6 +86,10 @@ class ObsHandler(BaseCallbackHandler):
         schedule_delay: seconds the writer waits to fill a batch.
         exit_timeout: seconds the ``atexit`` flush may take at most.
         graphs: compiled LangGraph graphs whose routing functions should get readable names.
+        max_open_runs: runs kept open in memory at most; beyond it the oldest is written as
+            ``running`` and forgotten (counted in ``stats["abandoned"]``).
+        open_run_ttl: seconds after which an unfinished run is written as ``running`` and
+            forgotten (a run abandoned by the app, a killed thread).
 
     The handler is thread-safe and may be shared by any number of concurrent runs
     (threads or asyncio tasks).  It never raises into the application: internal
@@ -110,6 +114,8 @@ class ObsHandler(BaseCallbackHandler):
         schedule_delay: float = 0.2,
         exit_timeout: float = 10.0,
         graphs: Sequence[Any] = (),
+        max_open_runs: int = 10_000,
+        open_run_ttl: float = 3600.0,
     ) -> None:
         super().__init__()
         if db_path == DEFAULT_DB:
@@ -139,7 +145,14 @@ class ObsHandler(BaseCallbackHandler):
         self._graph = GraphTracker()
         for graph in graphs:
             self._graph.register_graph(graph)
-        self._runs: dict[UUID, dict[str, Any]] = {}
+        if max_open_runs < 1 or open_run_ttl <= 0:
+            raise ValueError("max_open_runs must be >= 1 and open_run_ttl > 0 seconds")
+        self.max_open_runs = max_open_runs
+        self.open_run_ttl = open_run_ttl
+        self._runs: dict[UUID, dict[str, Any]] = {}  # open runs, oldest first
+        self._starts = 0
+        self._abandoned = 0
+        self._dispatcher.before_exit.append(self._submit_open_runs)
         self._ended: dict[UUID, str] = {}  # recently ended run -> trace_id
         self._rollup_lock = threading.Lock()  # children may finish in parallel threads
         self._internal_errors = 0
@@ -150,18 +163,21 @@ class ObsHandler(BaseCallbackHandler):
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every finished run so far is written; False if ``timeout`` ran out.
 
-        In async code use ``await handler.aflush()`` so the event loop is not blocked.
+        Runs still open are written too, as ``running`` snapshots (replaced when they
+        finish).  In async code use ``await handler.aflush()`` so the loop is not blocked.
         """
+        self._submit_open_runs()
         return self._dispatcher.flush(timeout)
 
     async def aflush(self, timeout: float | None = None) -> bool:
         """`flush` without blocking the event loop."""
         import asyncio
 
-        return await asyncio.to_thread(self._dispatcher.flush, timeout)
+        return await asyncio.to_thread(self.flush, timeout)
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush and stop the writer; later runs are dropped (and counted)."""
+        self._submit_open_runs()
         return self._dispatcher.close(timeout)
 
     def __enter__(self) -> ObsHandler:
@@ -173,9 +189,10 @@ class ObsHandler(BaseCallbackHandler):
     @property
     def stats(self) -> dict[str, int]:
         """Counters: ``enqueued``, ``written``, ``dropped``, ``failed``, ``queued``,
-        ``open_runs`` and ``internal_errors``."""
+        ``open_runs``, ``abandoned`` and ``internal_errors``."""
         counters = self._dispatcher.stats().as_dict()
         counters["open_runs"] = len(self._runs)
+        counters["abandoned"] = self._abandoned
         counters["internal_errors"] = self._internal_errors
         return counters
 
@@ -228,8 +245,34 @@ class ObsHandler(BaseCallbackHandler):
             if parent is not None and parent["graph_node"] is None:
                 parent["graph_name"] = parent["name"]  # the parent runs a graph's nodes
         self._runs[run_id] = record
+        self._starts += 1
+        if len(self._runs) > self.max_open_runs or not self._starts & 1023:
+            self._evict_stale_runs()
         self._graph.on_start(record)
         return record
+
+    def _evict_stale_runs(self) -> None:
+        """Write the oldest open runs as ``running`` and forget them, while there are too
+        many or they are older than ``open_run_ttl`` (amortised O(1): oldest first)."""
+        now = time.perf_counter()
+        while self._runs:
+            try:
+                run_id = next(iter(self._runs))
+            except (StopIteration, RuntimeError):  # emptied or resized by another thread
+                return
+            record = self._runs.get(run_id)
+            if record is None:
+                continue
+            if len(self._runs) <= self.max_open_runs and now - record["_t0"] < self.open_run_ttl:
+                return
+            if self._runs.pop(run_id, None) is record:
+                self._abandoned += 1
+                self._dispatcher.submit(RECORD_RUNNING, dict(record))
+
+    def _submit_open_runs(self) -> None:
+        """Queue a ``running`` snapshot of every open run (at flush, close and exit)."""
+        for record in list(self._runs.values()):
+            self._dispatcher.submit(RECORD_RUNNING, dict(record))
 
     def _end(
         self,

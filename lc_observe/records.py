@@ -98,6 +98,9 @@ BRANCH_FIELDS: tuple[str, ...] = (
 
 #: Record type markers used on the queue: ``(RECORD_SPAN, dict)`` etc.
 RECORD_SPAN = "span"
+#: A snapshot of a span that has not finished (written at flush/exit or when evicted); it
+#: never replaces a finished span already stored.
+RECORD_RUNNING = "running"
 RECORD_BRANCH = "branch"
 
 _EMPTY_USAGE: dict[str, Any] = dict.fromkeys(USAGE_FIELDS)

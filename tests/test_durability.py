@@ -131,3 +131,76 @@ def test_truncation_of_huge_output_is_marked(db_path: Path) -> None:
     obs.close()
     span = TraceStore(db_path).spans()[0]
     assert span.outputs["output"].endswith("…[truncated 30000 chars]")
+
+
+def _half_consumed_stream(obs: ObsHandler):
+    from langchain_core.runnables import RunnableGenerator
+
+    def twice(items):
+        for item in items:
+            yield item
+            yield item
+
+    chain = RunnableLambda(lambda x: x, name="first") | RunnableGenerator(twice, name="twice")
+    stream = chain.stream(1, {"callbacks": [obs]})
+    assert next(stream) == 1
+    return stream
+
+
+def test_open_runs_are_written_as_running_at_flush_and_replaced_when_done(db_path: Path) -> None:
+    obs = ObsHandler(db_path)
+    stream = _half_consumed_stream(obs)
+    assert obs.stats["open_runs"] == 3
+    assert obs.flush(10)
+    store = TraceStore(db_path)
+    assert {(s.name, s.status, s.end_time) for s in store.spans()} == {
+        ("RunnableSequence", "running", None),
+        ("first", "running", None),
+        ("twice", "running", None),
+    }
+    assert store.traces()[0].status == "running"
+    assert list(stream) == [1]
+    assert obs.flush(10)
+    assert {(s.name, s.status) for s in store.spans()} == {
+        ("RunnableSequence", "ok"),
+        ("first", "ok"),
+        ("twice", "ok"),
+    }
+    assert [(t.status, t.span_count) for t in store.traces()] == [("ok", 3)]
+    obs.close()
+
+
+def test_open_run_map_is_bounded_and_evictions_are_counted(db_path: Path) -> None:
+    obs = ObsHandler(db_path, max_open_runs=2)
+    streams = [_half_consumed_stream(obs) for _ in range(3)]
+    assert obs.stats["open_runs"] <= 2
+    assert obs.stats["abandoned"] == 3 * 3 - 2
+    assert obs.flush(10)
+    spans = TraceStore(db_path).spans()
+    assert len(spans) == 9 and {s.status for s in spans} == {"running"}  # nothing vanished
+    for stream in streams:
+        assert list(stream) == [1]
+    obs.close()
+
+
+def test_script_killed_mid_run_by_sys_exit_keeps_finished_and_open_spans(db_path: Path) -> None:
+    code = """
+        import sys
+        from langchain_core.runnables import RunnableLambda, RunnableGenerator
+        from lc_observe import ObsHandler
+        handler = ObsHandler(sys.argv[1], schedule_delay=30)
+        for i in range(10):
+            RunnableLambda(lambda x: x, name="done").invoke(i, {"callbacks": [handler]})
+        def forever(items):
+            for item in items:
+                while True:
+                    yield item
+        stream = RunnableGenerator(forever, name="forever").stream(1, {"callbacks": [handler]})
+        next(stream)
+        sys.exit(3)
+    """
+    done = _run_script(code, str(db_path))
+    assert done.returncode == 3, done.stderr
+    spans = TraceStore(db_path).spans()
+    assert sum(s.name == "done" and s.status == "ok" for s in spans) == 10
+    assert [s.status for s in spans if s.name == "forever"] == ["running"]

@@ -22,7 +22,7 @@ import sqlite_utils
 
 from ..dispatch import Item
 from ..errors import StoreError
-from ..records import RECORD_BRANCH, RECORD_SPAN
+from ..records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN
 from ..schema import BRANCH_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, configure, ensure_schema
 from ..serialize import Limits, dumps, dumps_or_none
 
@@ -41,6 +41,8 @@ def _insert_sql(table: str, columns: Sequence[str], verb: str = "INSERT OR REPLA
 
 _SPAN_SQL = _insert_sql("spans", _SPAN_COLS)
 _TRACE_SQL = _insert_sql("traces", _TRACE_COLS)
+_RUNNING_SPAN_SQL = _insert_sql("spans", _SPAN_COLS, "INSERT OR IGNORE")
+_RUNNING_TRACE_SQL = _insert_sql("traces", _TRACE_COLS, "INSERT OR IGNORE")
 _BRANCH_SQL = _insert_sql("branch_events", _BRANCH_COLS, "INSERT")
 
 
@@ -113,18 +115,14 @@ class SQLiteSink:
 
     def export(self, batch: Sequence[Item]) -> int:
         """Write a batch in one transaction; returns how many records were stored."""
-        spans, traces, branches = self._rows(batch)
+        statements = self._rows(batch)
         for attempt in range(self.max_retries + 1):
             try:
                 db = self._connect()
                 with db.atomic():
-                    conn = db.conn
-                    if spans:
-                        conn.executemany(_SPAN_SQL, spans)
-                    if traces:
-                        conn.executemany(_TRACE_SQL, traces)
-                    if branches:
-                        conn.executemany(_BRANCH_SQL, branches)
+                    for sql, rows in statements.items():
+                        if rows:
+                            db.conn.executemany(sql, rows)
                 return len(batch)
             except sqlite3.OperationalError as exc:
                 transient = "locked" in str(exc) or "busy" in str(exc)
@@ -147,20 +145,26 @@ class SQLiteSink:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _rows(self, batch: Iterable[Item]) -> tuple[list, list, list]:
-        spans: list[tuple] = []
-        traces: list[tuple] = []
-        branches: list[tuple] = []
+    def _rows(self, batch: Iterable[Item]) -> dict[str, list[tuple]]:
+        """Rows per statement, in the order they must run (running snapshots never win)."""
+        rows: dict[str, list[tuple]] = {
+            _RUNNING_SPAN_SQL: [],
+            _RUNNING_TRACE_SQL: [],
+            _SPAN_SQL: [],
+            _TRACE_SQL: [],
+            _BRANCH_SQL: [],
+        }
         limits = self.limits
         for kind, record in batch:
-            if kind == RECORD_SPAN:
+            if kind in (RECORD_SPAN, RECORD_RUNNING):
                 row = span_row(record, limits)
-                spans.append(row)
+                final = kind == RECORD_SPAN
+                rows[_SPAN_SQL if final else _RUNNING_SPAN_SQL].append(row)
                 if record["parent_id"] is None:
-                    traces.append(trace_row(record, row))
+                    rows[_TRACE_SQL if final else _RUNNING_TRACE_SQL].append(trace_row(record, row))
             elif kind == RECORD_BRANCH:
-                branches.append(branch_row(record, limits))
-        return spans, traces, branches
+                rows[_BRANCH_SQL].append(branch_row(record, limits))
+        return rows
 
     def _connect(self) -> sqlite_utils.Database:
         if self._db is not None:
