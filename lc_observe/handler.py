@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -23,6 +24,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from .dispatch import Dispatcher, Sink
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
 from .records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN, ROLLUP_FIELDS, new_span_record
+from .redact import RedactOption, make_redactor
 from .serialize import Limits
 from .sinks.sqlite import SQLiteSink
 
@@ -30,7 +32,8 @@ logger = logging.getLogger("lc_observe")
 
 DEFAULT_DB = "lc_observe.db"
 _SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
-_RECENT_ENDED = 10_000  # ended runs remembered so late children still find their trace
+_RECENT_ENDED = 10_000
+HIDDEN = "…[hidden]"  # ended runs remembered so late children still find their trace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +67,18 @@ def _run_name(serialized: dict[str, Any] | None, kwargs: dict[str, Any], default
     return default
 
 
+def _hidden(option: bool | Callable[[Any], Any], value: Any) -> Any:
+    """What is recorded in place of inputs/outputs the user asked to hide."""
+    if value is None:
+        return None
+    if option is True:
+        return HIDDEN
+    try:
+        return option(value)  # type: ignore[operator]
+    except Exception:
+        return f"{HIDDEN} (the hide function raised)"
+
+
 class ObsHandler(BaseCallbackHandler):
     """Record every LangChain / LangGraph run as a span in a local SQLite file.
 
@@ -90,6 +105,15 @@ class ObsHandler(BaseCallbackHandler):
             ``running`` and forgotten (counted in ``stats["abandoned"]``).
         open_run_ttl: seconds after which an unfinished run is written as ``running`` and
             forgotten (a run abandoned by the app, a killed thread).
+        redact: secret redaction applied before any sink sees a value: ``True`` (default
+            patterns and key names, see `lc_observe.redact`), ``False``, a list of extra
+            regular expressions, or a callable on JSON-safe values.
+        hide_inputs: ``True`` to record no inputs at all, or a function applied to each
+            run's inputs (on the callback thread) whose result is recorded instead.
+        hide_outputs: the same for outputs.
+        sample_rate: fraction of traces kept (0..1); the decision is a hash of the trace id,
+            so a trace is kept or dropped whole, the same way in every process and sink.
+            Dropped traces are counted in ``stats["sampled_out"]`` (spans).
 
     The handler is thread-safe and may be shared by any number of concurrent runs
     (threads or asyncio tasks).  It never raises into the application: internal
@@ -116,6 +140,10 @@ class ObsHandler(BaseCallbackHandler):
         graphs: Sequence[Any] = (),
         max_open_runs: int = 10_000,
         open_run_ttl: float = 3600.0,
+        redact: RedactOption = True,
+        hide_inputs: bool | Callable[[Any], Any] = False,
+        hide_outputs: bool | Callable[[Any], Any] = False,
+        sample_rate: float = 1.0,
     ) -> None:
         super().__init__()
         if db_path == DEFAULT_DB:
@@ -126,9 +154,16 @@ class ObsHandler(BaseCallbackHandler):
         self.tags = list(tags or ())
         self.metadata = dict(metadata or {})
         self.limits = limits or Limits()
+        self.redact = make_redactor(redact)
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate!r}")
+        self.sample_rate = sample_rate
+        self._sample_below = int(sample_rate * 2**32)
+        self.hide_inputs = hide_inputs
+        self.hide_outputs = hide_outputs
         all_sinks: list[Sink] = []
         if self.db_path is not None:
-            all_sinks.append(SQLiteSink(self.db_path, limits=self.limits))
+            all_sinks.append(SQLiteSink(self.db_path, limits=self.limits, redact=self.redact))
         all_sinks.extend(sinks)
         if not all_sinks:
             raise ValueError(
@@ -152,6 +187,7 @@ class ObsHandler(BaseCallbackHandler):
         self._runs: dict[UUID, dict[str, Any]] = {}  # open runs, oldest first
         self._starts = 0
         self._abandoned = 0
+        self._sampled_out = 0
         self._dispatcher.before_exit.append(self._submit_open_runs)
         self._ended: dict[UUID, str] = {}  # recently ended run -> trace_id
         self._rollup_lock = threading.Lock()  # children may finish in parallel threads
@@ -189,10 +225,11 @@ class ObsHandler(BaseCallbackHandler):
     @property
     def stats(self) -> dict[str, int]:
         """Counters: ``enqueued``, ``written``, ``dropped``, ``failed``, ``queued``,
-        ``open_runs``, ``abandoned`` and ``internal_errors``."""
+        ``open_runs``, ``abandoned``, ``sampled_out`` and ``internal_errors``."""
         counters = self._dispatcher.stats().as_dict()
         counters["open_runs"] = len(self._runs)
         counters["abandoned"] = self._abandoned
+        counters["sampled_out"] = self._sampled_out
         counters["internal_errors"] = self._internal_errors
         return counters
 
@@ -226,12 +263,17 @@ class ObsHandler(BaseCallbackHandler):
             trace_id, parent_id = self._ended[parent_run_id], str(parent_run_id)
         else:  # a root, or a parent this handler never saw: LangChain's tracers do the same
             trace_id, parent_id = span_id, None
+        if self.hide_inputs:
+            inputs = _hidden(self.hide_inputs, inputs)
         meta = {**self.metadata, **metadata} if self.metadata else dict(metadata or {})
         all_tags = [*(tags or ()), *self.tags] if self.tags else list(tags or ())
         record = new_span_record(
             span_id, trace_id, parent_id, name, kind, time.time(), inputs, all_tags, meta
         )
         record["_t0"] = time.perf_counter()
+        record["_sampled"] = (
+            self._sample_below >= 2**32 or zlib.crc32(trace_id.encode()) < self._sample_below
+        )
         record["_parent"] = parent_run_id if parent is not None else None
         record["user_id"] = meta.get("user_id") or self.user_id
         session = self.session_id
@@ -267,12 +309,14 @@ class ObsHandler(BaseCallbackHandler):
                 return
             if self._runs.pop(run_id, None) is record:
                 self._abandoned += 1
-                self._dispatcher.submit(RECORD_RUNNING, dict(record))
+                if record["_sampled"]:
+                    self._dispatcher.submit(RECORD_RUNNING, dict(record))
 
     def _submit_open_runs(self) -> None:
         """Queue a ``running`` snapshot of every open run (at flush, close and exit)."""
         for record in list(self._runs.values()):
-            self._dispatcher.submit(RECORD_RUNNING, dict(record))
+            if record["_sampled"]:
+                self._dispatcher.submit(RECORD_RUNNING, dict(record))
 
     def _end(
         self,
@@ -287,7 +331,7 @@ class ObsHandler(BaseCallbackHandler):
         record["end_time"] = time.time()
         record["latency_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
         record["status"] = status
-        record["outputs"] = outputs
+        record["outputs"] = _hidden(self.hide_outputs, outputs) if self.hide_outputs else outputs
         if error is not None:
             record["error"] = self._error_info(error)
             if status == "error":
@@ -296,6 +340,11 @@ class ObsHandler(BaseCallbackHandler):
         self._ended[run_id] = record["trace_id"]
         if len(self._ended) > _RECENT_ENDED:
             self._ended.pop(next(iter(self._ended)), None)
+        if not record["_sampled"]:
+            self._sampled_out += 1
+            if record["parent_id"] is None:
+                self._graph.on_trace_end(record["trace_id"])
+            return
         submit = self._dispatcher.submit
         submit(RECORD_SPAN, record)
         for event in self._graph.on_end(record):
@@ -361,9 +410,10 @@ class ObsHandler(BaseCallbackHandler):
     @_never_raise
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         new_inputs = kwargs.get("inputs")
-        if new_inputs is not None and run_id in self._runs:
-            record = self._runs[run_id]
-            record["inputs"] = new_inputs if isinstance(new_inputs, dict) else {"input": new_inputs}
+        record = self._runs.get(run_id) if new_inputs is not None else None
+        if record is not None:  # streamed runs report their inputs only at the end
+            data = new_inputs if isinstance(new_inputs, dict) else {"input": new_inputs}
+            record["inputs"] = _hidden(self.hide_inputs, data) if self.hide_inputs else data
         data = outputs if isinstance(outputs, dict) else {"output": outputs}
         self._end(run_id, "ok", data)
 

@@ -20,7 +20,7 @@ import base64
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -56,9 +56,6 @@ class Limits:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")
-
-
-_PRIMITIVES = (str, int, float, bool, type(None))
 
 
 def _safe_repr(obj: Any) -> str:
@@ -204,10 +201,18 @@ def _convert_scalar(obj: Any, limits: Limits) -> Any:
     return _clean_str(_safe_repr(obj), limits)
 
 
-def dumps(obj: Any, limits: Limits | None = None) -> str:
-    """Serialize ``obj`` to JSON text within ``limits``; never raises."""
+Redact = Callable[[Any], Any]
+
+
+def dumps(obj: Any, limits: Limits | None = None, redact: Redact | None = None) -> str:
+    """Serialize ``obj`` to JSON text within ``limits``, redacted by ``redact``; never raises."""
     limits = limits or Limits()
     safe = to_jsonable(obj, limits)
+    if redact is not None:
+        try:
+            safe = redact(safe)
+        except Exception:  # a failing redactor must not leak the unredacted value
+            safe = "…[redaction failed]"
     try:
         text = json.dumps(safe, ensure_ascii=False)
     except Exception:  # pragma: no cover - to_jsonable output is always dumpable
@@ -220,6 +225,8 @@ def dumps(obj: Any, limits: Limits | None = None) -> str:
     return text
 
 
-def dumps_or_none(obj: Any, limits: Limits | None = None) -> str | None:
+def dumps_or_none(
+    obj: Any, limits: Limits | None = None, redact: Redact | None = None
+) -> str | None:
     """Like `dumps`, but keeps ``None`` as SQL NULL."""
-    return None if obj is None else dumps(obj, limits)
+    return None if obj is None else dumps(obj, limits, redact)

@@ -24,7 +24,7 @@ from ..dispatch import Item
 from ..errors import StoreError
 from ..records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN
 from ..schema import BRANCH_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, configure, ensure_schema
-from ..serialize import Limits, dumps, dumps_or_none
+from ..serialize import Limits, Redact, dumps, dumps_or_none
 
 logger = logging.getLogger("lc_observe")
 
@@ -53,19 +53,28 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
 
 
-def span_row(record: dict[str, Any], limits: Limits) -> tuple[Any, ...]:
-    """The ``spans`` row of a span record, in `SPAN_COLUMNS` order."""
+def _redacted_text(text: str | None, redact: Redact | None) -> str | None:
+    if text is None or redact is None:
+        return text
+    try:
+        return redact(text)
+    except Exception:
+        return "…[redaction failed]"
+
+
+def span_row(record: dict[str, Any], limits: Limits, redact: Redact | None = None) -> tuple:
+    """The ``spans`` row of a span record, in `SPAN_COLUMNS` order (serialized, redacted)."""
     error = record["error"] or {}
     row = dict(record)
     row["start_time"] = iso(record["start_time"])
     row["end_time"] = iso(record["end_time"])
     row["error_type"] = error.get("type")
-    row["error_message"] = error.get("message")
-    row["error_traceback"] = error.get("traceback")
-    row["inputs"] = dumps_or_none(record["inputs"], limits)
-    row["outputs"] = dumps_or_none(record["outputs"], limits)
-    row["tags"] = dumps(record["tags"] or [], limits)
-    row["metadata"] = dumps(record["metadata"] or {}, limits)
+    row["error_message"] = _redacted_text(error.get("message"), redact)
+    row["error_traceback"] = _redacted_text(error.get("traceback"), redact)
+    row["inputs"] = dumps_or_none(record["inputs"], limits, redact)
+    row["outputs"] = dumps_or_none(record["outputs"], limits, redact)
+    row["tags"] = dumps(record["tags"] or [], limits, redact)
+    row["metadata"] = dumps(record["metadata"] or {}, limits, redact)
     return tuple(row.get(column) for column in _SPAN_COLS)
 
 
@@ -76,12 +85,12 @@ def trace_row(record: dict[str, Any], span: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(by_name.get(column) for column in _TRACE_COLS)
 
 
-def branch_row(record: dict[str, Any], limits: Limits) -> tuple[Any, ...]:
+def branch_row(record: dict[str, Any], limits: Limits, redact: Redact | None = None) -> tuple:
     """The ``branch_events`` row of a branch event record."""
     row = dict(record)
-    row["result"] = dumps(record.get("result"), limits)
+    row["result"] = dumps(record.get("result"), limits, redact)
     row["destinations"] = dumps(record.get("destinations") or [], limits)
-    row["error"] = dumps_or_none(record.get("error"), limits)
+    row["error"] = dumps_or_none(record.get("error"), limits, redact)
     row["time"] = iso(record.get("time"))
     return tuple(row.get(column) for column in _BRANCH_COLS)
 
@@ -92,6 +101,7 @@ class SQLiteSink:
     Args:
         path: the database file; created (mode 0600) with its schema on first write.
         limits: serialization limits for inputs, outputs and metadata.
+        redact: applied to every serialized value before it is stored (see `lc_observe.redact`).
         busy_timeout: seconds SQLite waits for another writer's lock.
         max_retries: extra attempts when the database stays locked past the timeout.
     """
@@ -101,11 +111,13 @@ class SQLiteSink:
         path: str | os.PathLike[str],
         *,
         limits: Limits | None = None,
+        redact: Redact | None = None,
         busy_timeout: float = 10.0,
         max_retries: int = 5,
     ) -> None:
         self.path = os.fspath(path)
         self.limits = limits or Limits()
+        self.redact = redact
         self.busy_timeout = busy_timeout
         self.max_retries = max_retries
         self._db: sqlite_utils.Database | None = None
@@ -154,16 +166,16 @@ class SQLiteSink:
             _TRACE_SQL: [],
             _BRANCH_SQL: [],
         }
-        limits = self.limits
+        limits, redact = self.limits, self.redact
         for kind, record in batch:
             if kind in (RECORD_SPAN, RECORD_RUNNING):
-                row = span_row(record, limits)
+                row = span_row(record, limits, redact)
                 final = kind == RECORD_SPAN
                 rows[_SPAN_SQL if final else _RUNNING_SPAN_SQL].append(row)
                 if record["parent_id"] is None:
                     rows[_TRACE_SQL if final else _RUNNING_TRACE_SQL].append(trace_row(record, row))
             elif kind == RECORD_BRANCH:
-                rows[_BRANCH_SQL].append(branch_row(record, limits))
+                rows[_BRANCH_SQL].append(branch_row(record, limits, redact))
         return rows
 
     def _connect(self) -> sqlite_utils.Database:

@@ -1,0 +1,108 @@
+"""Redaction of secrets before any sink sees a value.
+
+A `Redactor` walks a JSON-safe value (the output of `lc_observe.serialize.to_jsonable`)
+and returns a copy where
+
+- every string has secret-looking substrings (API keys, bearer tokens, AWS key ids ...)
+  replaced by ``"[REDACTED]"``;
+- every value under a secret-looking dict key (``api_key``, ``password``,
+  ``authorization`` ...) is replaced by ``"[REDACTED]"``.
+
+>>> Redactor()({"api_key": "abc", "note": "use sk-abcdefghijklmnopqrstuv now"})
+{'api_key': '[REDACTED]', 'note': 'use [REDACTED] now'}
+
+Redaction is on by default (`ObsHandler(redact=...)`): ``True`` for the defaults, ``False``
+to turn it off, a list of extra regular expressions to add to the defaults, or a
+`Redactor` of your own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+REPLACEMENT = "[REDACTED]"
+
+#: Substrings that look like credentials, wherever they appear in a string.
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    r"\bsk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_\-]{16,}",  # OpenAI / Anthropic style keys
+    r"\bBearer\s+[A-Za-z0-9._~+/=\-]{8,}",  # HTTP bearer tokens
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
+    r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
+    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API keys
+    r"\blsv2_(?:pt|sk)_[A-Za-z0-9_]{20,}",  # LangSmith keys
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+)
+
+#: Dict keys whose values are secrets (compared lower-cased, ``-`` read as ``_``).
+DEFAULT_KEY_PATTERN = (
+    r"(?:.*_)?(?:api_?key|password|passwd|pwd|secret|client_secret|secret_key|authorization|"
+    r"auth_token|access_token|refresh_token|id_token|bearer_token|session_token|private_key|"
+    r"cookie|set_cookie|credentials?)|token"
+)
+
+
+class Redactor:
+    """Replace secrets in JSON-safe values.
+
+    Args:
+        patterns: regular expressions of secret substrings (default `DEFAULT_PATTERNS`).
+        key_pattern: regular expression a whole (normalised) dict key must match for its
+            value to be replaced (default `DEFAULT_KEY_PATTERN`); ``None`` for no key rule.
+        replacement: what a secret becomes.
+    """
+
+    def __init__(
+        self,
+        patterns: Iterable[str] = DEFAULT_PATTERNS,
+        key_pattern: str | None = DEFAULT_KEY_PATTERN,
+        replacement: str = REPLACEMENT,
+    ) -> None:
+        self.patterns = tuple(patterns)
+        try:
+            joined = "|".join(f"(?:{p})" for p in self.patterns)
+            self._text = re.compile(joined) if self.patterns else None
+            self._key = re.compile(key_pattern) if key_pattern else None
+        except re.error as exc:
+            raise ValueError(f"invalid redaction pattern: {exc}") from None
+        self.replacement = replacement
+
+    def text(self, value: str) -> str:
+        """Redact secret substrings of one string."""
+        if self._text is None:
+            return value
+        return self._text.sub(self.replacement, value)
+
+    def is_secret_key(self, key: str) -> bool:
+        return self._key is not None and bool(self._key.fullmatch(key.lower().replace("-", "_")))
+
+    def __call__(self, value: Any) -> Any:
+        """Return a redacted copy of a JSON-safe ``value``."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {
+                key: self.replacement if self.is_secret_key(key) else self(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        return value
+
+
+RedactOption = bool | Iterable[str] | Redactor | Callable[[Any], Any] | None
+
+
+def make_redactor(option: RedactOption) -> Callable[[Any], Any] | None:
+    """Turn an ``ObsHandler(redact=...)`` value into a redaction function (or None: off)."""
+    if option is None or option is False:
+        return None
+    if option is True:
+        return Redactor()
+    if isinstance(option, Redactor) or callable(option):
+        return option
+    if isinstance(option, str):
+        raise TypeError("redact= takes a list of patterns, not a single string: use [pattern]")
+    return Redactor(patterns=(*DEFAULT_PATTERNS, *option))
