@@ -1,4 +1,4 @@
-"""The ``lc-observe`` command line: ``demo``, ``traces``, ``show``.
+"""The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``purge``.
 
 Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
 ``--json`` for output a script can read.
@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from .errors import LcObserveError, TraceNotFoundError
@@ -100,6 +101,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``"30d"``, ``"12h"``, ``"90m"``, ``"2w"`` or ``"45s"`` as a timedelta."""
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in _UNITS or not number.replace(".", "", 1).isdigit():
+        raise ValueError(f"cannot read {text!r} as an age: use a number and s/m/h/d/w, e.g. 30d")
+    return timedelta(seconds=float(number) * _UNITS[unit])
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        deleted = store.purge(parse_age(args.older_than), vacuum=args.vacuum)
+    if args.json:
+        _print_json({"deleted_traces": deleted})
+    else:
+        print(f"Deleted {deleted} traces older than {args.older_than} from {args.db}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -122,10 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         traces.add_argument(f"--{option}")
     show = add("show", "print the span tree of one trace")
     show.add_argument("trace_id", help="a trace id or a unique prefix of one")
+    purge = add("purge", "delete traces older than an age (retention)")
+    purge.add_argument("--older-than", required=True, help="age like 30d, 12h, 90m")
+    purge.add_argument("--vacuum", action="store_true", help="shrink the file afterwards")
     return parser
 
 
-COMMANDS = {"demo": cmd_demo, "traces": cmd_traces, "show": cmd_show}
+COMMANDS = {"demo": cmd_demo, "traces": cmd_traces, "show": cmd_show, "purge": cmd_purge}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

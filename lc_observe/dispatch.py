@@ -13,6 +13,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 import weakref
@@ -69,6 +71,35 @@ def _flush_all_at_exit() -> None:
 
 
 atexit.register(_flush_all_at_exit)
+
+_sigterm_installed = False
+
+
+def install_sigterm_exit() -> bool:
+    """Make SIGTERM exit through ``sys.exit`` so the ``atexit`` flush runs.
+
+    Only when SIGTERM still has its default action (nobody else handles it) and only from
+    the main thread.  The exit status stays 128 + SIGTERM, as for a default kill, and a
+    second SIGTERM kills at once.  Returns True when the handler is (already) installed.
+    """
+    global _sigterm_installed
+    if _sigterm_installed:
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    except (ValueError, OSError, AttributeError):  # no signals here (embedded interpreter ...)
+        return False
+    _sigterm_installed = True
+    return True
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.exit(128 + signum)
 
 
 class Dispatcher:

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from .dispatch import Dispatcher, Sink
+from .dispatch import Dispatcher, Sink, install_sigterm_exit
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
 from .records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN, ROLLUP_FIELDS, new_span_record
 from .redact import RedactOption, make_redactor
@@ -114,6 +114,8 @@ class ObsHandler(BaseCallbackHandler):
         sample_rate: fraction of traces kept (0..1); the decision is a hash of the trace id,
             so a trace is kept or dropped whole, the same way in every process and sink.
             Dropped traces are counted in ``stats["sampled_out"]`` (spans).
+        handle_sigterm: when SIGTERM has its default action, turn it into ``sys.exit`` so
+            pending records are flushed before the process ends (exit status unchanged).
 
     The handler is thread-safe and may be shared by any number of concurrent runs
     (threads or asyncio tasks).  It never raises into the application: internal
@@ -144,6 +146,7 @@ class ObsHandler(BaseCallbackHandler):
         hide_inputs: bool | Callable[[Any], Any] = False,
         hide_outputs: bool | Callable[[Any], Any] = False,
         sample_rate: float = 1.0,
+        handle_sigterm: bool = True,
     ) -> None:
         super().__init__()
         if db_path == DEFAULT_DB:
@@ -189,6 +192,8 @@ class ObsHandler(BaseCallbackHandler):
         self._abandoned = 0
         self._sampled_out = 0
         self._dispatcher.before_exit.append(self._submit_open_runs)
+        if handle_sigterm:
+            install_sigterm_exit()
         self._ended: dict[UUID, str] = {}  # recently ended run -> trace_id
         self._rollup_lock = threading.Lock()  # children may finish in parallel threads
         self._internal_errors = 0

@@ -272,6 +272,32 @@ class TraceStore:
         )
         return [BranchEvent.model_validate(_parse(row)) for row in self._query(sql, params)]
 
+    # -- retention -----------------------------------------------------------------------------
+
+    def purge(self, older_than: TimeLike, *, vacuum: bool = False) -> int:
+        """Delete traces that started before ``older_than`` (and their spans, branch events
+        and scores); returns how many traces were deleted.
+
+        ``older_than`` is a time or a `timedelta` ago, e.g. ``store.purge(timedelta(days=30))``.
+        Spans of unfinished traces (no trace row) are purged by their own start time.
+        Safe while handlers write: one short transaction.
+        """
+        cutoff = to_db_time(older_than)
+        conn = self._conn
+        with conn:  # one transaction; committed on success, rolled back on error
+            old = "SELECT trace_id FROM traces WHERE start_time < ?"
+            for table in ("spans", "branch_events", "scores"):
+                conn.execute(f"DELETE FROM {table} WHERE trace_id IN ({old})", (cutoff,))
+            deleted = conn.execute("DELETE FROM traces WHERE start_time < ?", (cutoff,)).rowcount
+            conn.execute(
+                "DELETE FROM spans WHERE start_time < ? AND trace_id NOT IN "
+                "(SELECT trace_id FROM traces)",
+                (cutoff,),
+            )
+        if vacuum:
+            conn.execute("VACUUM")
+        return deleted
+
     # -- display and export --------------------------------------------------------------------
 
     def format_trace(self, trace_id: str) -> str:

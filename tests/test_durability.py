@@ -204,3 +204,35 @@ def test_script_killed_mid_run_by_sys_exit_keeps_finished_and_open_spans(db_path
     spans = TraceStore(db_path).spans()
     assert sum(s.name == "done" and s.status == "ok" for s in spans) == 10
     assert [s.status for s in spans if s.name == "forever"] == ["running"]
+
+
+def test_sigterm_mid_run_flushes_finished_spans(db_path: Path) -> None:
+    import signal
+
+    code = """
+        import sys, time
+        from langchain_core.runnables import RunnableLambda
+        from lc_observe import ObsHandler
+        handler = ObsHandler(sys.argv[1], schedule_delay=30)
+        for i in range(20):
+            RunnableLambda(lambda x: x, name="done").invoke(i, {"callbacks": [handler]})
+        def wait(x):
+            print("ready", flush=True)
+            time.sleep(60)
+        RunnableLambda(wait, name="sleeper").invoke(0, {"callbacks": [handler]})
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), str(db_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    spans = TraceStore(db_path).spans()
+    assert sum(s.name == "done" and s.status == "ok" for s in spans) == 20
+    sleeper = [s for s in spans if s.name == "sleeper"]
+    assert len(sleeper) == 1 and sleeper[0].error is not None
+    assert sleeper[0].error.type == "SystemExit"

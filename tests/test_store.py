@@ -144,3 +144,25 @@ def test_db_file_is_private(filled: TraceStore) -> None:
     import stat
 
     assert stat.S_IMODE(os.stat(filled.path).st_mode) == 0o600
+
+
+def test_purge_deletes_old_traces_only(db_path) -> None:
+    import time
+
+    from lc_observe.cli import main
+
+    obs = ObsHandler(db_path)
+    RunnableLambda(lambda x: x, name="old").invoke(1, {"callbacks": [obs]})
+    obs.flush(10)
+    time.sleep(0.01)
+    cutoff = datetime.now(timezone.utc)
+    RunnableLambda(lambda x: x, name="new").invoke(1, {"callbacks": [obs]})
+    obs.close()
+    store = TraceStore(db_path)
+    assert store.purge(older_than=cutoff) == 1
+    assert [t.name for t in store.traces()] == ["new"]
+    assert [s.name for s in store.spans()] == ["new"]
+    assert store.purge(timedelta(days=1)) == 0
+    assert main(["purge", "--db", str(db_path), "--older-than", "0s", "--vacuum"]) == 0
+    assert store.traces() == [] and store.spans() == []
+    assert main(["purge", "--db", str(db_path), "--older-than", "soon"]) == 2
