@@ -25,15 +25,16 @@ from .dispatch import Dispatcher, Sink, install_sigterm_exit
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
 from .records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN, ROLLUP_FIELDS, new_span_record
 from .redact import RedactOption, make_redactor
-from .serialize import Limits
+from .serialize import Limits, dumps
 from .sinks.sqlite import SQLiteSink
 
 logger = logging.getLogger("lc_observe")
 
 DEFAULT_DB = "lc_observe.db"
 _SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
-_RECENT_ENDED = 10_000
-HIDDEN = "…[hidden]"  # ended runs remembered so late children still find their trace
+_RECENT_ENDED = 10_000  # ended runs remembered so late children still find their trace
+HIDDEN = "…[hidden]"
+_ID_LIMITS = Limits(max_string_chars=200, max_items=10, max_depth=3, max_field_chars=400)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,6 +66,15 @@ def _run_name(serialized: dict[str, Any] | None, kwargs: dict[str, Any], default
         if ident:
             return ident[-1]
     return default
+
+
+def _as_id(value: Any) -> str | None:
+    """A user/session id from run metadata as text (whatever the app put there)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, UUID)):
+        return str(value)
+    return dumps(value, _ID_LIMITS)
 
 
 def _hidden(option: bool | Callable[[Any], Any], value: Any) -> Any:
@@ -114,6 +124,7 @@ class ObsHandler(BaseCallbackHandler):
         sample_rate: fraction of traces kept (0..1); the decision is a hash of the trace id,
             so a trace is kept or dropped whole, the same way in every process and sink.
             Dropped traces are counted in ``stats["sampled_out"]`` (spans).
+        max_db_bytes: size cap of the SQLite file; beyond it records are counted as failed.
         handle_sigterm: when SIGTERM has its default action, turn it into ``sys.exit`` so
             pending records are flushed before the process ends (exit status unchanged).
 
@@ -146,6 +157,7 @@ class ObsHandler(BaseCallbackHandler):
         hide_inputs: bool | Callable[[Any], Any] = False,
         hide_outputs: bool | Callable[[Any], Any] = False,
         sample_rate: float = 1.0,
+        max_db_bytes: int | None = None,
         handle_sigterm: bool = True,
     ) -> None:
         super().__init__()
@@ -166,7 +178,11 @@ class ObsHandler(BaseCallbackHandler):
         self.hide_outputs = hide_outputs
         all_sinks: list[Sink] = []
         if self.db_path is not None:
-            all_sinks.append(SQLiteSink(self.db_path, limits=self.limits, redact=self.redact))
+            sqlite_sink = SQLiteSink(
+                self.db_path, limits=self.limits, redact=self.redact, max_bytes=max_db_bytes
+            )
+            sqlite_sink.open()  # create the schema now, not on the app's first busy seconds
+            all_sinks.append(sqlite_sink)
         all_sinks.extend(sinks)
         if not all_sinks:
             raise ValueError(
@@ -280,13 +296,13 @@ class ObsHandler(BaseCallbackHandler):
             self._sample_below >= 2**32 or zlib.crc32(trace_id.encode()) < self._sample_below
         )
         record["_parent"] = parent_run_id if parent is not None else None
-        record["user_id"] = meta.get("user_id") or self.user_id
+        record["user_id"] = _as_id(meta.get("user_id")) or self.user_id
         session = self.session_id
         for key in _SESSION_KEYS:
             if meta.get(key):
-                session = meta[key]
+                session = _as_id(meta[key])
                 break
-        record["session_id"] = None if session is None else str(session)
+        record["session_id"] = session
         if "langgraph_node" in meta:
             record["graph_node"], record["graph_step"], record["checkpoint_ns"] = graph_fields(meta)
             if parent is not None and parent["graph_node"] is None:

@@ -9,6 +9,7 @@ with what to do, and the batch counts as failed; the application never notices.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -16,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
+from itertools import chain
 from typing import Any
 
 import sqlite_utils
@@ -23,20 +25,51 @@ import sqlite_utils
 from ..dispatch import Item
 from ..errors import StoreError
 from ..records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN
-from ..schema import BRANCH_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, configure, ensure_schema
+from ..schema import (
+    BRANCH_COLUMNS,
+    JSON_COLUMNS,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    configure,
+    ensure_schema,
+)
 from ..serialize import Limits, Redact, dumps, dumps_or_none
 
 logger = logging.getLogger("lc_observe")
 
+_MAX_VARIABLES = 32_766  # SQLite >= 3.32; older builds allow 999 (checked at connect)
 _SPAN_COLS = tuple(SPAN_COLUMNS)
+_SCALAR_SPAN_COLS = tuple(c for c in SPAN_COLUMNS if c not in JSON_COLUMNS)
 _TRACE_COLS = tuple(TRACE_COLUMNS)
 _BRANCH_COLS = tuple(c for c in BRANCH_COLUMNS if c != "id")
 
 
 def _insert_sql(table: str, columns: Sequence[str], verb: str = "INSERT OR REPLACE") -> str:
-    names = ", ".join(columns)
-    marks = ", ".join("?" * len(columns))
-    return f"{verb} INTO {table} ({names}) VALUES ({marks})"
+    """The head of a multi-row INSERT; `insert_rows` appends the ``VALUES`` groups."""
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES "
+
+
+@functools.lru_cache(maxsize=64)
+def _values_sql(head: str, columns: int, rows: int) -> str:
+    group = "(" + ",".join("?" * columns) + ")"
+    return head + ",".join([group] * rows)
+
+
+def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple]) -> None:
+    """Insert ``rows`` with as few statements as possible.
+
+    One multi-row INSERT per chunk instead of ``executemany``: sqlite3 releases the GIL
+    around every step, and re-taking it behind a busy application thread costs up to
+    the interpreter's switch interval (5 ms) each time.  Fewer steps keep the writer
+    fast while the app keeps the CPU busy (measured: ~10x more rows/s).
+    """
+    if not rows:
+        return
+    columns = len(rows[0])
+    per_statement = max(1, min(500, _MAX_VARIABLES // columns))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        conn.execute(_values_sql(head, columns, len(chunk)), list(chain.from_iterable(chunk)))
 
 
 _SPAN_SQL = _insert_sql("spans", _SPAN_COLS)
@@ -62,10 +95,23 @@ def _redacted_text(text: str | None, redact: Redact | None) -> str | None:
         return "…[redaction failed]"
 
 
+#: Errors that concern a record, not the database: worth retrying the batch record by record.
+_PER_RECORD_ERRORS = (sqlite3.InterfaceError, sqlite3.IntegrityError, sqlite3.ProgrammingError)
+
+
+def _bindable(value: Any) -> Any:
+    """A value SQLite can bind: plain scalars pass, anything else becomes its (safe) text."""
+    if value is None or isinstance(value, (str, float)):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    return dumps(value)
+
+
 def span_row(record: dict[str, Any], limits: Limits, redact: Redact | None = None) -> tuple:
     """The ``spans`` row of a span record, in `SPAN_COLUMNS` order (serialized, redacted)."""
     error = record["error"] or {}
-    row = dict(record)
+    row = {key: _bindable(record.get(key)) for key in _SCALAR_SPAN_COLS}
     row["start_time"] = iso(record["start_time"])
     row["end_time"] = iso(record["end_time"])
     row["error_type"] = error.get("type")
@@ -87,12 +133,21 @@ def trace_row(record: dict[str, Any], span: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def branch_row(record: dict[str, Any], limits: Limits, redact: Redact | None = None) -> tuple:
     """The ``branch_events`` row of a branch event record."""
-    row = dict(record)
+    row = {key: _bindable(value) for key, value in record.items()}
     row["result"] = dumps(record.get("result"), limits, redact)
     row["destinations"] = dumps(record.get("destinations") or [], limits)
     row["error"] = dumps_or_none(record.get("error"), limits, redact)
     row["time"] = iso(record.get("time"))
     return tuple(row.get(column) for column in _BRANCH_COLS)
+
+
+def _check_variable_limit(conn: sqlite3.Connection) -> None:
+    global _MAX_VARIABLES
+    getlimit = getattr(conn, "getlimit", None)  # Python >= 3.11
+    if getlimit is not None:
+        _MAX_VARIABLES = min(_MAX_VARIABLES, getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    elif sqlite3.sqlite_version_info < (3, 32, 0):
+        _MAX_VARIABLES = 999
 
 
 class SQLiteSink:
@@ -104,6 +159,8 @@ class SQLiteSink:
         redact: applied to every serialized value before it is stored (see `lc_observe.redact`).
         busy_timeout: seconds SQLite waits for another writer's lock.
         max_retries: extra attempts when the database stays locked past the timeout.
+        max_bytes: a size cap for the file (SQLite ``max_page_count``); once reached, new
+            records are counted as failed and a message says so.  ``None``: no cap.
     """
 
     def __init__(
@@ -114,16 +171,33 @@ class SQLiteSink:
         redact: Redact | None = None,
         busy_timeout: float = 10.0,
         max_retries: int = 5,
+        max_bytes: int | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.limits = limits or Limits()
         self.redact = redact
         self.busy_timeout = busy_timeout
         self.max_retries = max_retries
+        self.max_bytes = max_bytes
         self._db: sqlite_utils.Database | None = None
+        self._file_id: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._pid = os.getpid()
         self._logged: set[str] = set()
 
     # -- sink protocol ---------------------------------------------------------------------
+
+    def open(self) -> bool:
+        """Open (and create or migrate) the database now; False, logged, if it cannot be.
+
+        Called when the handler is built, so the first batch does not pay for the schema
+        while the application keeps the interpreter busy.  A failure is retried later.
+        """
+        try:
+            self._connect()
+            return True
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            self._fail(exc)
+            return False
 
     def export(self, batch: Sequence[Item]) -> int:
         """Write a batch in one transaction; returns how many records were stored."""
@@ -132,9 +206,8 @@ class SQLiteSink:
             try:
                 db = self._connect()
                 with db.atomic():
-                    for sql, rows in statements.items():
-                        if rows:
-                            db.conn.executemany(sql, rows)
+                    for head, rows in statements.items():
+                        insert_rows(db.conn, head, rows)
                 return len(batch)
             except sqlite3.OperationalError as exc:
                 transient = "locked" in str(exc) or "busy" in str(exc)
@@ -144,6 +217,9 @@ class SQLiteSink:
                 self._fail(exc)
                 return 0
             except (sqlite3.Error, StoreError, OSError) as exc:
+                if len(batch) > 1 and isinstance(exc, _PER_RECORD_ERRORS):
+                    # One bad record must not sink the batch: store the others one by one.
+                    return sum(self.export([item]) for item in batch)
                 self._fail(exc)
                 return 0
         return 0  # pragma: no cover - loop always returns
@@ -179,8 +255,17 @@ class SQLiteSink:
         return rows
 
     def _connect(self) -> sqlite_utils.Database:
+        if self._db is not None and self._pid != os.getpid():
+            self._db = None  # forked: a connection must not cross fork(); never close it here
         if self._db is not None:
-            return self._db
+            if self._same_file():
+                return self._db
+            # Writing on would go to an unlinked inode and vanish: start a new file.
+            self._warn_once(
+                "replaced",
+                "lc_observe: %s was deleted or replaced while in use; writing to a new file",
+            )
+            self.close()
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise StoreError(
@@ -196,11 +281,30 @@ class SQLiteSink:
             configure(conn, int(self.busy_timeout * 1000))
             db = sqlite_utils.Database(conn)
             ensure_schema(db, self.path)
+            _check_variable_limit(conn)
+            if self.max_bytes is not None:
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count = {max(1, self.max_bytes // page_size)}")
+            stat = os.stat(self.path)
         except BaseException:
             conn.close()
             raise
         self._db = db
+        self._file_id = (stat.st_dev, stat.st_ino)
+        self._pid = os.getpid()
         return db
+
+    def _same_file(self) -> bool:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._file_id
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.warning(message, self.path)
 
     def _fail(self, exc: BaseException) -> None:
         """Log a storage problem once per kind of problem; drop the connection to retry later."""
