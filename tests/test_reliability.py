@@ -183,7 +183,7 @@ def test_four_writers_and_a_reader_lose_nothing(db_path: Path) -> None:
         for code in [writer] * 4 + [reader]
     ]
     outputs = [proc.communicate(timeout=300) for proc in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert "locked" not in err, err
     for out, _ in outputs[:4]:
