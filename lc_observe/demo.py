@@ -63,6 +63,17 @@ class AgentState(TypedDict, total=False):
     answer: str
 
 
+class DemoChatModel(GenericFakeChatModel):
+    """langchain-core's `GenericFakeChatModel`, presenting itself as OpenAI's gpt-4o-mini
+    (through LangChain's ``ls_provider``/``ls_model_name``) so the demo shows a cost."""
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "openai"
+        params["ls_model_name"] = "gpt-4o-mini"
+        return params
+
+
 def fake_model() -> GenericFakeChatModel:
     """A chat model from langchain-core's fakes that answers from a fixed script."""
     replies = [
@@ -77,7 +88,7 @@ def fake_model() -> GenericFakeChatModel:
             response_metadata={"model_name": "gpt-4o-mini"},
         ),
     ]
-    return GenericFakeChatModel(messages=itertools.cycle(replies))
+    return DemoChatModel(messages=itertools.cycle(replies))
 
 
 def build_graph(model: Any = None) -> Any:

@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -23,10 +23,19 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from .dispatch import Dispatcher, Sink, install_sigterm_exit
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
-from .records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN, ROLLUP_FIELDS, new_span_record
+from .pricing import PriceTable
+from .records import (
+    RECORD_BRANCH,
+    RECORD_RUNNING,
+    RECORD_SPAN,
+    ROLLUP_FIELDS,
+    TOKEN_FIELDS,
+    new_span_record,
+)
 from .redact import RedactOption, make_redactor
 from .serialize import Limits, dumps
 from .sinks.sqlite import SQLiteSink
+from .usage import model_and_provider, observe_chunk, usage_from_result
 
 logger = logging.getLogger("lc_observe")
 
@@ -125,6 +134,10 @@ class ObsHandler(BaseCallbackHandler):
             so a trace is kept or dropped whole, the same way in every process and sink.
             Dropped traces are counted in ``stats["sampled_out"]`` (spans).
         max_db_bytes: size cap of the SQLite file; beyond it records are counted as failed.
+        prices: cost overrides in USD per million tokens, e.g.
+            ``{"my-model": {"input": 1.0, "output": 2.0}}`` (optional keys ``cached_input``,
+            ``cache_write``, ``reasoning``), or a `PriceTable`.  Models the table does not
+            know get ``cost_usd=None`` (logged once), never a made-up 0.
         handle_sigterm: when SIGTERM has its default action, turn it into ``sys.exit`` so
             pending records are flushed before the process ends (exit status unchanged).
 
@@ -158,6 +171,7 @@ class ObsHandler(BaseCallbackHandler):
         hide_outputs: bool | Callable[[Any], Any] = False,
         sample_rate: float = 1.0,
         max_db_bytes: int | None = None,
+        prices: PriceTable | Mapping[str, Mapping[str, float]] | None = None,
         handle_sigterm: bool = True,
     ) -> None:
         super().__init__()
@@ -174,6 +188,8 @@ class ObsHandler(BaseCallbackHandler):
             raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate!r}")
         self.sample_rate = sample_rate
         self._sample_below = int(sample_rate * 2**32)
+        self.prices = prices if isinstance(prices, PriceTable) else PriceTable(overrides=prices)
+        self.prices.load()  # a few ms now rather than on the first model call
         self.hide_inputs = hide_inputs
         self.hide_outputs = hide_outputs
         all_sinks: list[Sink] = []
@@ -483,20 +499,40 @@ class ObsHandler(BaseCallbackHandler):
     def _model_start(
         self, record: dict[str, Any], serialized: dict[str, Any] | None, kwargs: dict[str, Any]
     ) -> None:
-        """Model-span extras at start (model name, provider); see `lc_observe.usage`."""
-        params = kwargs.get("invocation_params")
-        if params:
-            record["invocation_params"] = params
+        """Model name and provider at start (see `lc_observe.usage`)."""
+        record["model"], record["provider"] = model_and_provider(
+            serialized, record["metadata"], kwargs.get("invocation_params")
+        )
 
     @_never_raise
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         record = self._runs.get(run_id)
-        if record is not None and record["ttft_ms"] is None:
+        if record is None:
+            return
+        if record["ttft_ms"] is None:
             record["ttft_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
+        chunk = kwargs.get("chunk")
+        if chunk is not None:
+            record["_stream_usage"] = observe_chunk(record.get("_stream_usage"), chunk)
 
     @_never_raise
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        record = self._runs.get(run_id)
+        if record is not None:
+            self._record_usage(record, response)
         self._end(run_id, "ok", response)
+
+    def _record_usage(self, record: dict[str, Any], response: Any) -> None:
+        """Token counts and cost of a finished model call, before it rolls up."""
+        fields = usage_from_result(response, record.pop("_stream_usage", None))
+        for field in TOKEN_FIELDS:
+            record[field] = fields.get(field)
+        # The response names the model actually served (for Azure, the start name is the
+        # deployment); price that one.
+        model = fields.get("model") or record["model"]
+        provider = fields.get("provider") or record["provider"]
+        record["model"], record["provider"] = model, provider
+        record["cost_usd"] = self.prices.cost(model, provider, fields)
 
     @_never_raise
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
