@@ -1,4 +1,5 @@
-"""The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``purge``.
+"""The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``branches``, ``paths``,
+``purge``.
 
 Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
 ``--json`` for output a script can read.
@@ -16,6 +17,7 @@ from typing import Any
 
 from .errors import LcObserveError, TraceNotFoundError
 from .store import TraceStore
+from .tree import describe_branch
 
 
 def _default_db() -> str:
@@ -101,6 +103,47 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_branches(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        if args.trace_id:
+            events = store.branches(trace_id=_resolve_trace_id(store, args.trace_id))
+            if args.json:
+                _print_json([e.model_dump(mode="json") for e in events])
+                return 0
+            for event in events:
+                print(f"step {event.step}  {describe_branch(event)}")
+            if not events:
+                print("(no branch decisions in this trace)")
+            return 0
+        stats = store.branch_stats(source=args.source, since=args.since)
+        if args.json:
+            _print_json([s.model_dump(mode="json") for s in stats])
+            return 0
+        print(f"{'source':<24}  {'destination':<24}  {'count':>7}  {'decisions':>9}  {'rate':>6}")
+        for stat in stats:
+            print(
+                f"{stat.source or '?':<24}  {stat.destination or '(unknown)':<24}  "
+                f"{stat.count:>7}  {stat.decisions:>9}  {stat.rate:>6.1%}"
+            )
+        if not stats:
+            print("(no branch decisions)")
+    return 0
+
+
+def cmd_paths(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        paths = store.paths(name=args.name, since=args.since)[: args.limit]
+    if args.json:
+        _print_json([{"path": list(path), "count": count} for path, count in paths])
+        return 0
+    total = sum(count for _, count in paths) or 1
+    for path, count in paths:
+        print(f"{count:>6}  {count / total:>6.1%}  {' -> '.join(path)}")
+    if not paths:
+        print("(no LangGraph traces)")
+    return 0
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -144,13 +187,28 @@ def build_parser() -> argparse.ArgumentParser:
         traces.add_argument(f"--{option}")
     show = add("show", "print the span tree of one trace")
     show.add_argument("trace_id", help="a trace id or a unique prefix of one")
+    branches = add("branches", "branch decisions of one trace, or rates per source/destination")
+    branches.add_argument("trace_id", nargs="?", help="a trace id or prefix (omit for rates)")
+    branches.add_argument("--source", help="only decisions taken at this node")
+    branches.add_argument("--since", help="only decisions since this ISO time")
+    paths = add("paths", "the most frequent LangGraph node paths, with counts")
+    paths.add_argument("--name", help="only traces of this graph (root run name)")
+    paths.add_argument("--since", help="only traces since this ISO time")
+    paths.add_argument("--limit", type=int, default=20)
     purge = add("purge", "delete traces older than an age (retention)")
     purge.add_argument("--older-than", required=True, help="age like 30d, 12h, 90m")
     purge.add_argument("--vacuum", action="store_true", help="shrink the file afterwards")
     return parser
 
 
-COMMANDS = {"demo": cmd_demo, "traces": cmd_traces, "show": cmd_show, "purge": cmd_purge}
+COMMANDS = {
+    "demo": cmd_demo,
+    "traces": cmd_traces,
+    "show": cmd_show,
+    "branches": cmd_branches,
+    "paths": cmd_paths,
+    "purge": cmd_purge,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -367,6 +367,8 @@ class ObsHandler(BaseCallbackHandler):
             return
         record["end_time"] = time.time()
         record["latency_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
+        if status == "ok" and record.get("_interrupted"):
+            status = "interrupted"  # a graph that stopped at an interrupt() ends normally
         record["status"] = status
         record["outputs"] = _hidden(self.hide_outputs, outputs) if self.hide_outputs else outputs
         if error is not None:
@@ -384,7 +386,8 @@ class ObsHandler(BaseCallbackHandler):
             return
         submit = self._dispatcher.submit
         submit(RECORD_SPAN, record)
-        for event in self._graph.on_end(record):
+        parent = self._runs.get(record["_parent"]) if record["_parent"] is not None else None
+        for event in self._graph.on_end(record, parent):
             submit(RECORD_BRANCH, event)
         if record["parent_id"] is None:
             for event in self._graph.on_trace_end(record["trace_id"]):
@@ -396,6 +399,8 @@ class ObsHandler(BaseCallbackHandler):
         if parent is None:
             return
         with self._rollup_lock:
+            if record["status"] == "interrupted":
+                parent["_interrupted"] = True
             parent["span_count"] += record["span_count"]
             parent["error_count"] += record["error_count"]
             for field in ROLLUP_FIELDS:
@@ -423,7 +428,12 @@ class ObsHandler(BaseCallbackHandler):
         return info
 
     def _error_end(self, run_id: UUID, error: BaseException) -> None:
-        self._end(run_id, span_status_for_error(error), None, error)
+        status = span_status_for_error(error)
+        if status == "ok":  # LangGraph control flow (Command(graph=PARENT)), not a failure
+            command = error.args[0] if error.args else None
+            self._end(run_id, "ok", {"output": command})
+        else:
+            self._end(run_id, status, None, error)
 
     # -- chains (also prompts, parsers, LangGraph graphs and nodes) ------------------------------
 

@@ -88,6 +88,16 @@ class BranchEvent(BaseModel):
     error: dict[str, Any] | None = None
 
 
+class BranchStat(BaseModel):
+    """How often decisions at ``source`` went to ``destination`` (``None``: unknown)."""
+
+    source: str | None
+    destination: str | None
+    count: int
+    decisions: int = Field(description="decisions taken at `source` in the selection")
+    rate: float = Field(description="count / decisions")
+
+
 class Trace(_Usage):
     """One root run and everything under it (totals are rolled up over all its spans)."""
 

@@ -21,7 +21,8 @@ from typing import IO, Any, TypeVar
 from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
-from .model import BranchEvent, Span, Trace
+from .langgraph import qualified
+from .model import BranchEvent, BranchStat, Span, Trace
 from .schema import (
     BRANCH_COLUMNS,
     JSON_COLUMNS,
@@ -97,22 +98,22 @@ class TraceStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         if path is None:
             path = os.environ.get("LC_OBSERVE_DB", "lc_observe.db")
-        self.path = os.fspath(path)
-        if not os.path.isfile(self.path):
+        self.db_path = os.fspath(path)
+        if not os.path.isfile(self.db_path):
             raise DatabaseNotFoundError(
-                f"no lc_observe database at {self.path!r}: record something with "
+                f"no lc_observe database at {self.db_path!r}: record something with "
                 "ObsHandler(db_path=...) first, or pass the right path"
             )
         try:
-            self._conn = sqlite3.connect(self.path, check_same_thread=False)
+            self._conn = sqlite3.connect(self.db_path, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             configure(self._conn)
             app_id, version, has_tables = read_versions(self._conn)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path!r} is not a readable SQLite database: {exc}") from None
-        check_compatible(self.path, app_id, version, has_tables)
+            raise StoreError(f"{self.db_path!r} is not a readable SQLite database: {exc}") from None
+        check_compatible(self.db_path, app_id, version, has_tables)
         if version == 0:
-            raise StoreError(f"{self.path!r} holds no lc_observe data yet (empty database file)")
+            raise StoreError(f"{self.db_path!r} holds no lc_observe data yet (empty database file)")
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -186,7 +187,7 @@ class TraceStore:
                     f"trace {trace_id} is still running (its root span has not finished); "
                     "use store.spans(trace_id=...) to see what is recorded so far"
                 )
-            raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.path}")
+            raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.db_path}")
         data = _parse(rows[0])
         data["branches"] = self.branches(trace_id=str(trace_id))
         return Trace.model_validate(data)
@@ -236,7 +237,7 @@ class TraceStore:
             f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE span_id = ?", (str(span_id),)
         )
         if not rows:
-            raise TraceNotFoundError(f"no span with id {span_id!r} in {self.path}")
+            raise TraceNotFoundError(f"no span with id {span_id!r} in {self.db_path}")
         return _span(rows[0])
 
     # -- branch events -------------------------------------------------------------------------
@@ -272,6 +273,76 @@ class TraceStore:
         )
         return [BranchEvent.model_validate(_parse(row)) for row in self._query(sql, params)]
 
+    def branch_stats(
+        self,
+        source: str | None = None,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+    ) -> list[BranchStat]:
+        """Per (source, destination): how many decisions went there, and the rate among all
+        decisions taken at that source.  A fan-out decision counts for each destination, so
+        rates of one source may add up to more than 1; an unresolved one counts as ``None``.
+        """
+        where, params = ["1=1"], []
+        if source is not None:
+            where.append("b.source = ?")
+            params.append(source)
+        if since is not None:
+            where.append("b.time >= ?")
+            params.append(to_db_time(since))
+        if until is not None:
+            where.append("b.time < ?")
+            params.append(to_db_time(until))
+        sql = f"""
+            WITH selected AS (SELECT * FROM branch_events b WHERE {" AND ".join(where)}),
+            decisions AS (SELECT source, count(*) AS n FROM selected GROUP BY source),
+            targets AS (
+                SELECT s.source, d.value AS destination FROM selected s, json_each(s.destinations) d
+                UNION ALL
+                SELECT s.source, NULL FROM selected s WHERE json_array_length(s.destinations) = 0
+            )
+            SELECT t.source, t.destination, count(*) AS count, decisions.n AS decisions
+            FROM targets t JOIN decisions ON decisions.source IS t.source
+            GROUP BY t.source, t.destination ORDER BY t.source, count DESC, t.destination
+        """
+        return [
+            BranchStat(
+                source=row["source"],
+                destination=row["destination"],
+                count=row["count"],
+                decisions=row["decisions"],
+                rate=row["count"] / row["decisions"],
+            )
+            for row in self._query(sql, params)
+        ]
+
+    def path(self, trace_id: str) -> list[str]:
+        """The LangGraph nodes a trace ran, in order (subgraph nodes as ``outer/inner``)."""
+        rows = self._query(
+            "SELECT graph_node, checkpoint_ns FROM spans WHERE trace_id = ? "
+            "AND graph_node IS NOT NULL AND name = graph_node AND EXISTS "
+            "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%') "
+            "ORDER BY start_time, rowid",
+            (str(trace_id),),
+        )
+        if not rows and not self._query(
+            "SELECT 1 FROM spans WHERE trace_id = ? LIMIT 1", (str(trace_id),)
+        ):
+            raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.db_path!r}")
+        return [qualified(row["graph_node"], row["checkpoint_ns"]) for row in rows]
+
+    def paths(
+        self, *, name: str | None = None, since: TimeLike | None = None, limit: int = 10_000
+    ) -> list[tuple[tuple[str, ...], int]]:
+        """The most frequent node paths over (up to ``limit``) recent traces, with counts."""
+        counts: dict[tuple[str, ...], int] = {}
+        for trace in self.traces(limit=limit, name=name, since=since):
+            if trace.graph_name is not None:
+                key = tuple(self.path(trace.trace_id))
+                counts[key] = counts.get(key, 0) + 1
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
     # -- retention -----------------------------------------------------------------------------
 
     def purge(self, older_than: TimeLike, *, vacuum: bool = False) -> int:
@@ -304,7 +375,7 @@ class TraceStore:
         """The span tree of one trace as indented text (what `print_trace` prints)."""
         spans = self.spans(trace_id=trace_id)
         if not spans:
-            raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.path}")
+            raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.db_path}")
         return format_trace(spans, self.branches(trace_id=trace_id))
 
     def print_trace(self, trace_id: str, file: IO[str] | None = None) -> None:

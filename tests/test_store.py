@@ -93,10 +93,10 @@ def test_missing_foreign_and_newer_files(tmp_path) -> None:
 
 
 def test_newer_schema_is_refused(filled: TraceStore) -> None:
-    with sqlite3.connect(filled.path) as conn:
+    with sqlite3.connect(filled.db_path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SchemaVersionError, match="Upgrade lc_observe"):
-        TraceStore(filled.path)
+        TraceStore(filled.db_path)
 
 
 def test_handler_never_writes_into_a_foreign_database(tmp_path, caplog) -> None:
@@ -143,7 +143,7 @@ def test_db_file_is_private(filled: TraceStore) -> None:
     import os
     import stat
 
-    assert stat.S_IMODE(os.stat(filled.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(filled.db_path).st_mode) == 0o600
 
 
 def test_purge_deletes_old_traces_only(db_path) -> None:
