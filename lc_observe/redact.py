@@ -44,6 +44,30 @@ DEFAULT_KEY_PATTERN = (
 )
 
 
+#: Literals one of which every default pattern contains (a cheap test before the regex).
+_PATTERN_LITERALS = ("sk-", "Bearer", "AKIA", "ASIA", "gh", "xox", "AIza", "lsv2_", "-----BEGIN")
+#: A JSON key ending in a secret word ends like one of these (lower-cased).
+_KEY_WORDS = (
+    'key"',
+    'passwd"',
+    'password"',
+    'pwd"',
+    'secret"',
+    'authorization"',
+    'token"',
+    'cookie"',
+    'credential"',
+    'credentials"',
+)
+
+#: Where a key of JSON text may end in a secret word (checked precisely by `is_secret_key`).
+_KEY_CANDIDATES = re.compile(
+    r"(?:api[_-]?key|passw(?:or)?d|pwd|secret|authorization|token|cookie|credentials?)"
+    r'("\s*:)',
+    re.IGNORECASE,
+)
+
+
 class Redactor:
     """Replace secrets in JSON-safe values.
 
@@ -68,11 +92,34 @@ class Redactor:
         except re.error as exc:
             raise ValueError(f"invalid redaction pattern: {exc}") from None
         self.replacement = replacement
+        # Candidates for the default key rule in JSON text: a secret word ending a key.
+        self._key_candidates = _KEY_CANDIDATES if key_pattern == DEFAULT_KEY_PATTERN else None
+        self._literals = _PATTERN_LITERALS if self.patterns == DEFAULT_PATTERNS else None
+
+    def redact_json_text(self, text: str) -> str | None:
+        """Redact serialized JSON directly when no secret-looking key occurs in it.
+
+        Returns ``None`` when one does (or a custom key rule is set): the caller must then
+        redact the structure with `__call__`.
+        """
+        if self._key is not None:
+            if self._key_candidates is None:
+                return None
+            lowered = text.lower()
+            if not any(word in lowered for word in _KEY_WORDS):
+                return self.text(text)
+            for match in self._key_candidates.finditer(text):
+                start = text.rfind('"', 0, match.start()) + 1
+                if self.is_secret_key(text[start : match.end() - len(match.group(1))]):
+                    return None
+        return self.text(text)
 
     def text(self, value: str) -> str:
         """Redact secret substrings of one string."""
         if self._text is None:
             return value
+        if self._literals is not None and not any(lit in value for lit in self._literals):
+            return value  # none of the default patterns can match: skip the regex scan
         return self._text.sub(self.replacement, value)
 
     def is_secret_key(self, key: str) -> bool:

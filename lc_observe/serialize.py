@@ -204,9 +204,55 @@ def _convert_scalar(obj: Any, limits: Limits) -> Any:
 Redact = Callable[[Any], Any]
 
 
+class _NotPlain(Exception):
+    """Raised inside the fast path: this value needs the careful conversion."""
+
+
+def _plain_default(obj: Any) -> Any:
+    """`json.dumps` ``default=`` for the fast path: common LangChain objects, else give up."""
+    if isinstance(obj, BaseModel):
+        return _model_fields(obj)
+    if isinstance(obj, (datetime, date, time)):
+        return obj.isoformat()
+    if isinstance(obj, UUID):
+        return str(obj)
+    raise _NotPlain
+
+
+_FAST_ENCODER = json.JSONEncoder(default=_plain_default, allow_nan=False, ensure_ascii=False)
+
+
+def _fast_dumps(obj: Any, limits: Limits, redact: Redact | None) -> str | None:
+    """JSON of ``obj`` in one C-accelerated pass when nothing needs care, else ``None``.
+
+    It needs care when it holds cycles, NaN/inf, exotic objects or keys, lone surrogates,
+    when its text is longer than ``max_string_chars`` (limits may cut it), or when a
+    secret-looking key occurs (redaction must walk the structure).
+    """
+    try:
+        text = _FAST_ENCODER.encode(obj)
+        text.encode("utf-8")
+    except (ValueError, TypeError, RecursionError, UnicodeEncodeError, _NotPlain):
+        return None
+    if len(text) > limits.max_string_chars or len(text) > limits.max_field_chars:
+        return None
+    if redact is None:
+        return text
+    by_text = getattr(redact, "redact_json_text", None)
+    return by_text(text) if by_text is not None else None
+
+
 def dumps(obj: Any, limits: Limits | None = None, redact: Redact | None = None) -> str:
-    """Serialize ``obj`` to JSON text within ``limits``, redacted by ``redact``; never raises."""
+    """Serialize ``obj`` to JSON text within ``limits``, redacted by ``redact``; never raises.
+
+    Values whose JSON is at most ``max_string_chars`` long and holds only plain data take a
+    fast path (one `json.dumps`); others are converted carefully by `to_jsonable`, which
+    applies every limit.  Both give the same text for the same plain value.
+    """
     limits = limits or Limits()
+    text = _fast_dumps(obj, limits, redact)
+    if text is not None:
+        return text
     safe = to_jsonable(obj, limits)
     if redact is not None:
         try:

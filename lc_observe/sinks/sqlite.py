@@ -96,7 +96,12 @@ def _redacted_text(text: str | None, redact: Redact | None) -> str | None:
 
 
 #: Errors that concern a record, not the database: worth retrying the batch record by record.
-_PER_RECORD_ERRORS = (sqlite3.InterfaceError, sqlite3.IntegrityError, sqlite3.ProgrammingError)
+_PER_RECORD_ERRORS = (
+    sqlite3.InterfaceError,
+    sqlite3.IntegrityError,
+    sqlite3.ProgrammingError,
+    OverflowError,  # an int beyond 64 bits
+)
 
 
 def _bindable(value: Any) -> Any:
@@ -108,10 +113,16 @@ def _bindable(value: Any) -> Any:
     return dumps(value)
 
 
+_PLAIN = frozenset({str, float, type(None)})  # ints go through _bindable: 64-bit range
+
+
 def span_row(record: dict[str, Any], limits: Limits, redact: Redact | None = None) -> tuple:
     """The ``spans`` row of a span record, in `SPAN_COLUMNS` order (serialized, redacted)."""
     error = record["error"] or {}
-    row = {key: _bindable(record.get(key)) for key in _SCALAR_SPAN_COLS}
+    row: dict[str, Any] = {}
+    for key in _SCALAR_SPAN_COLS:
+        value = record.get(key)
+        row[key] = value if value.__class__ in _PLAIN else _bindable(value)
     row["start_time"] = iso(record["start_time"])
     row["end_time"] = iso(record["end_time"])
     row["error_type"] = error.get("type")
@@ -121,7 +132,7 @@ def span_row(record: dict[str, Any], limits: Limits, redact: Redact | None = Non
     row["outputs"] = dumps_or_none(record["outputs"], limits, redact)
     row["tags"] = dumps(record["tags"] or [], limits, redact)
     row["metadata"] = dumps(record["metadata"] or {}, limits, redact)
-    return tuple(row.get(column) for column in _SPAN_COLS)
+    return tuple(map(row.get, _SPAN_COLS))
 
 
 def trace_row(record: dict[str, Any], span: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -216,7 +227,7 @@ class SQLiteSink:
                     continue
                 self._fail(exc)
                 return 0
-            except (sqlite3.Error, StoreError, OSError) as exc:
+            except (sqlite3.Error, StoreError, OSError, OverflowError) as exc:
                 if len(batch) > 1 and isinstance(exc, _PER_RECORD_ERRORS):
                     # One bad record must not sink the batch: store the others one by one.
                     return sum(self.export([item]) for item in batch)
