@@ -1,5 +1,5 @@
 """The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``branches``, ``paths``,
-``purge``.
+``purge``, ``push`` (to LangSmith) and ``export`` (JSON lines, OpenTelemetry).
 
 Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
 ``--json`` for output a script can read.
@@ -165,6 +165,57 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _since(text: str | None) -> timedelta | str | None:
+    """``--since``: an age like ``30d`` / ``12h``, or an ISO time."""
+    if text is None:
+        return None
+    try:
+        return parse_age(text)
+    except ValueError:
+        return text  # an ISO time; the store explains a bad one
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .push import push_traces
+
+    with TraceStore(args.db) as store:
+        trace_id = None if args.trace is None else _resolve_trace_id(store, args.trace)
+    result = push_traces(
+        args.db,
+        project_name=args.project,
+        since=_since(args.since),
+        trace_id=trace_id,
+        force=args.force,
+    )
+    if args.json:
+        _print_json(result.__dict__)
+    else:
+        print(
+            f"Pushed {len(result.pushed)} traces ({result.runs} runs) to {result.destination}; "
+            f"{len(result.skipped)} pushed before (skipped), {len(result.failed)} failed"
+        )
+    return 1 if result.failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_jsonl, export_otlp
+
+    with TraceStore(args.db) as store:
+        trace_id = None if args.trace is None else _resolve_trace_id(store, args.trace)
+    since = _since(args.since)
+    if args.jsonl is not None:
+        count = export_jsonl(args.db, args.jsonl, since=since, trace_id=trace_id)
+        if args.jsonl != "-":
+            print(f"Wrote {count} spans to {args.jsonl}", file=sys.stderr)
+        return 0
+    result = export_otlp(args.db, args.otlp, since=since, trace_id=trace_id)
+    if args.json:
+        _print_json(result.__dict__)
+    else:
+        print(f"Exported {result.sent} spans to {args.otlp}; {result.failed} failed")
+    return 1 if result.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -198,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     purge = add("purge", "delete traces older than an age (retention)")
     purge.add_argument("--older-than", required=True, help="age like 30d, 12h, 90m")
     purge.add_argument("--vacuum", action="store_true", help="shrink the file afterwards")
+    push = add("push", "upload finished traces to LangSmith (skips traces pushed before)")
+    push.add_argument("--since", help="only traces started since an ISO time or an age (30d)")
+    push.add_argument("--trace", help="only this trace (an id or a unique prefix of one)")
+    push.add_argument("--project", help="LangSmith project (default $LANGSMITH_PROJECT)")
+    push.add_argument("--force", action="store_true", help="push traces pushed before again")
+    export = add("export", "export finished traces as JSON lines or to an OpenTelemetry collector")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--jsonl", metavar="FILE", help="one JSON object per span ('-': stdout)")
+    target.add_argument("--otlp", metavar="URL", help="an OTLP/HTTP collector (needs [otlp])")
+    export.add_argument("--since", help="only traces started since an ISO time or an age (30d)")
+    export.add_argument("--trace", help="only this trace (an id or a unique prefix of one)")
     return parser
 
 
@@ -208,6 +270,8 @@ COMMANDS = {
     "branches": cmd_branches,
     "paths": cmd_paths,
     "purge": cmd_purge,
+    "push": cmd_push,
+    "export": cmd_export,
 }
 
 
@@ -219,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LcObserveError as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ImportError) as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)
         return 2
 

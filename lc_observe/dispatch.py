@@ -11,6 +11,7 @@ an ``atexit`` hook flushes every live dispatcher so a script that never calls
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import signal
@@ -58,10 +59,13 @@ class DispatchStats:
 
 
 _live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+_serials = itertools.count()
 
 
 def _flush_all_at_exit() -> None:
-    for dispatcher in list(_live):
+    # Newest first: a handler creates its network mirrors' dispatchers before the one that
+    # feeds them, so what the local writer flushes at exit still reaches the mirrors.
+    for dispatcher in sorted(_live, key=lambda d: d._serial, reverse=True):
         try:
             for hook in dispatcher.before_exit:
                 hook()
@@ -113,6 +117,7 @@ class Dispatcher:
         exit_timeout: seconds the ``atexit`` flush may take at most.
         idle_exit: seconds without records after which the worker thread ends (restarted on
             demand), so handlers that are dropped leave no thread behind.
+        name: the worker thread's name.
     """
 
     def __init__(
@@ -124,6 +129,7 @@ class Dispatcher:
         schedule_delay: float = 0.2,
         exit_timeout: float = 10.0,
         idle_exit: float = 30.0,
+        name: str = "lc_observe-writer",
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be >= 1")
@@ -135,6 +141,8 @@ class Dispatcher:
         self.schedule_delay = schedule_delay
         self.exit_timeout = exit_timeout
         self.idle_exit = idle_exit
+        self.name = name
+        self._serial = next(_serials)
         self.before_exit: list[Callable[[], None]] = []
         self._queue: deque[Item] = deque()
         self._wake = threading.Event()
@@ -201,7 +209,8 @@ class Dispatcher:
         self._closed = True
         self._wake.set()
         thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        # A worker that could not flush in time is stuck in a sink: waiting more only delays.
+        if flushed and thread is not None and thread is not threading.current_thread():
             thread.join(timeout=1.0 if timeout is None else max(0.0, min(timeout, 1.0)))
         if thread is None or not thread.is_alive():
             self._close_sinks()
@@ -227,7 +236,7 @@ class Dispatcher:
                 return
             if self._pid != os.getpid():  # forked: the parent's thread does not exist here
                 self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="lc_observe-writer", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
 
     def _run(self) -> None:

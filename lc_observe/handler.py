@@ -8,6 +8,7 @@ Every callback is wrapped so that nothing it does can raise into user code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -23,6 +24,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from .dispatch import Dispatcher, Sink, install_sigterm_exit
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
+from .mirrors import build_mirrors
 from .pricing import PriceTable
 from .records import (
     RECORD_BRANCH,
@@ -34,6 +36,7 @@ from .records import (
 )
 from .redact import RedactOption, make_redactor
 from .serialize import Limits, dumps
+from .sinks.network import NetworkSink
 from .sinks.sqlite import SQLiteSink
 from .usage import model_and_provider, observe_chunk, usage_from_result
 
@@ -44,6 +47,13 @@ _SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
 _RECENT_ENDED = 10_000  # ended runs remembered so late children still find their trace
 HIDDEN = "…[hidden]"
 _ID_LIMITS = Limits(max_string_chars=200, max_items=10, max_depth=3, max_field_chars=400)
+_LS_MODEL_EXTRA = ("invocation_params", "options", "batch_size")  # model start kwargs
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (``None``: no deadline, the callee's own bound)."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -140,6 +150,17 @@ class ObsHandler(BaseCallbackHandler):
             know get ``cost_usd=None`` (logged once), never a made-up 0.
         handle_sigterm: when SIGTERM has its default action, turn it into ``sys.exit`` so
             pending records are flushed before the process ends (exit status unchanged).
+        langsmith: mirror every run to LangSmith (see ``docs/langsmith.md``): ``True`` for a
+            client configured from LangSmith's environment variables (``LANGSMITH_API_KEY``,
+            ``LANGSMITH_ENDPOINT`` ..., legacy ``LANGCHAIN_*``), or a ``langsmith.Client``.
+        project_name: LangSmith project (default ``LANGSMITH_PROJECT`` or "default").
+        otlp_endpoint: also export spans to this OpenTelemetry collector URL over OTLP/HTTP
+            (extra ``[otlp]``; see ``docs/otlp.md``).
+        otlp_exporter: an OpenTelemetry ``SpanExporter`` to export spans to instead.
+        network_timeout: seconds `flush` (without a timeout), `close` and the exit flush
+            wait for each network mirror at most; what is still unsent then is abandoned
+            and counted.  Network sinks (these, and any `NetworkSink` in ``sinks``) each run
+            on a queue and thread of their own, never in the way of the app or the file.
 
     The handler is thread-safe and may be shared by any number of concurrent runs
     (threads or asyncio tasks).  It never raises into the application: internal
@@ -173,6 +194,11 @@ class ObsHandler(BaseCallbackHandler):
         max_db_bytes: int | None = None,
         prices: PriceTable | Mapping[str, Mapping[str, float]] | None = None,
         handle_sigterm: bool = True,
+        langsmith: bool | Any = False,
+        project_name: str | None = None,
+        otlp_endpoint: str | None = None,
+        otlp_exporter: Any = None,
+        network_timeout: float = 5.0,
     ) -> None:
         super().__init__()
         if db_path == DEFAULT_DB:
@@ -199,7 +225,22 @@ class ObsHandler(BaseCallbackHandler):
             )
             sqlite_sink.open()  # create the schema now, not on the app's first busy seconds
             all_sinks.append(sqlite_sink)
-        all_sinks.extend(sinks)
+        all_sinks.extend(sink for sink in sinks if not isinstance(sink, NetworkSink))
+        self._mirrors = build_mirrors(
+            langsmith=langsmith,
+            project_name=project_name,
+            otlp_endpoint=otlp_endpoint,
+            otlp_exporter=otlp_exporter,
+            network_sinks=[sink for sink in sinks if isinstance(sink, NetworkSink)],
+            limits=self.limits,
+            redact=self.redact,
+            max_queue=max_queue,
+            timeout=network_timeout,
+        )
+        all_sinks.extend(self._mirrors)
+        # Dotted-order links of recent runs (LangSmith mirror only; see _start).
+        mirrored = any(mirror.label == "langsmith" for mirror in self._mirrors)
+        self._ls_orders: dict[UUID, tuple] | None = {} if mirrored else None
         if not all_sinks:
             raise ValueError(
                 "ObsHandler(db_path=None) needs at least one sink: pass sinks=[...] "
@@ -240,7 +281,11 @@ class ObsHandler(BaseCallbackHandler):
         finish).  In async code use ``await handler.aflush()`` so the loop is not blocked.
         """
         self._submit_open_runs()
-        return self._dispatcher.flush(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = self._dispatcher.flush(timeout)
+        for mirror in self._mirrors:  # each bounded by network_timeout when no timeout is given
+            done = mirror.flush(_remaining(deadline)) and done
+        return done
 
     async def aflush(self, timeout: float | None = None) -> bool:
         """`flush` without blocking the event loop."""
@@ -251,7 +296,11 @@ class ObsHandler(BaseCallbackHandler):
     def close(self, timeout: float | None = None) -> bool:
         """Flush and stop the writer; later runs are dropped (and counted)."""
         self._submit_open_runs()
-        return self._dispatcher.close(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = self._dispatcher.flush(timeout)  # hands everything to the mirrors first
+        for mirror in self._mirrors:
+            done = mirror.shutdown(_remaining(deadline)) and done
+        return self._dispatcher.close(_remaining(deadline)) and done
 
     def __enter__(self) -> ObsHandler:
         return self
@@ -260,24 +309,30 @@ class ObsHandler(BaseCallbackHandler):
         self.close()
 
     @property
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """Counters: ``enqueued``, ``written``, ``dropped``, ``failed``, ``queued``,
-        ``open_runs``, ``abandoned``, ``sampled_out`` and ``internal_errors``."""
-        counters = self._dispatcher.stats().as_dict()
+        ``open_runs``, ``abandoned``, ``sampled_out`` and ``internal_errors``; per network
+        mirror (``"langsmith"``, ``"otlp"``) a dict of ``sent``, ``failed``, ``retries``,
+        ``dropped``, ``queued`` and ``last_error``."""
+        counters: dict[str, Any] = self._dispatcher.stats().as_dict()
         counters["open_runs"] = len(self._runs)
         counters["abandoned"] = self._abandoned
         counters["sampled_out"] = self._sampled_out
         counters["internal_errors"] = self._internal_errors
+        for mirror in self._mirrors:
+            counters[mirror.label] = mirror.stats()
         return counters
 
     @property
     def store(self) -> Any:
-        """A `TraceStore` over ``db_path``, after flushing what is pending."""
+        """A `TraceStore` over ``db_path``, after flushing what is pending (locally: the
+        network mirrors are not waited for)."""
         from .store import TraceStore
 
         if self.db_path is None:
             raise ValueError("this handler writes no SQLite file (db_path=None): no store")
-        self.flush()
+        self._submit_open_runs()
+        self._dispatcher.flush()
         return TraceStore(self.db_path)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -312,6 +367,18 @@ class ObsHandler(BaseCallbackHandler):
             self._sample_below >= 2**32 or zlib.crc32(trace_id.encode()) < self._sample_below
         )
         record["_parent"] = parent_run_id if parent is not None else None
+        if self._ls_orders is not None:
+            # LangSmith mirror: a run's dotted order lists every ancestor's (start, id).
+            # Link to the parent's tuple here (~0.2 us); the sink formats it on its thread.
+            # Recent links are kept so a child starting after its parent ended finds it.
+            orders = self._ls_orders
+            up = parent.get("_ls_order") if parent is not None else None
+            if up is None and parent_id is not None:
+                up = orders.get(parent_run_id)  # type: ignore[arg-type]
+            record["_ls_order"] = orders[run_id] = (up, record["start_time"], span_id)
+            if len(orders) > _RECENT_ENDED:
+                with contextlib.suppress(RuntimeError, KeyError, StopIteration):
+                    del orders[next(iter(orders))]
         record["user_id"] = _as_id(meta.get("user_id")) or self.user_id
         session = self.session_id
         for key in _SESSION_KEYS:
@@ -456,17 +523,21 @@ class ObsHandler(BaseCallbackHandler):
 
     @_never_raise
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        new_inputs = kwargs.get("inputs")
-        record = self._runs.get(run_id) if new_inputs is not None else None
-        if record is not None:  # streamed runs report their inputs only at the end
-            data = new_inputs if isinstance(new_inputs, dict) else {"input": new_inputs}
-            record["inputs"] = _hidden(self.hide_inputs, data) if self.hide_inputs else data
+        self._late_inputs(run_id, kwargs.get("inputs"))
         data = outputs if isinstance(outputs, dict) else {"output": outputs}
         self._end(run_id, "ok", data)
 
     @_never_raise
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._late_inputs(run_id, kwargs.get("inputs"))
         self._error_end(run_id, error)
+
+    def _late_inputs(self, run_id: UUID, new_inputs: Any) -> None:
+        """Streamed runs report their inputs only when they end (or fail)."""
+        record = self._runs.get(run_id) if new_inputs is not None else None
+        if record is not None:
+            data = new_inputs if isinstance(new_inputs, dict) else {"input": new_inputs}
+            record["inputs"] = _hidden(self.hide_inputs, data) if self.hide_inputs else data
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -513,6 +584,9 @@ class ObsHandler(BaseCallbackHandler):
         record["model"], record["provider"] = model_and_provider(
             serialized, record["metadata"], kwargs.get("invocation_params")
         )
+        if self._ls_orders is not None:  # LangSmith mirror: LangChainTracer sends these too
+            record["_ls_extra"] = {k: kwargs[k] for k in _LS_MODEL_EXTRA if k in kwargs}
+            record["_ls_serialized"] = serialized  # the model manifest ("open in playground")
 
     @_never_raise
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:

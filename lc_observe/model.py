@@ -68,6 +68,11 @@ class Span(_Usage):
     span_count: int = 1
     error_count: int = 0
 
+    def _repr_html_(self) -> str:
+        from .views.records import span_html
+
+        return span_html(self)
+
 
 class BranchEvent(BaseModel):
     """One LangGraph routing decision: where the graph went from ``source``, and why."""
@@ -87,6 +92,11 @@ class BranchEvent(BaseModel):
     time: datetime | None = None
     error: dict[str, Any] | None = None
 
+    def _repr_html_(self) -> str:
+        from .views.records import branch_html
+
+        return branch_html(self)
+
 
 class BranchStat(BaseModel):
     """How often decisions at ``source`` went to ``destination`` (``None``: unknown)."""
@@ -96,6 +106,11 @@ class BranchStat(BaseModel):
     count: int
     decisions: int = Field(description="decisions taken at `source` in the selection")
     rate: float = Field(description="count / decisions")
+
+    def _repr_html_(self) -> str:
+        from .views.records import model_html
+
+        return model_html(self)
 
 
 class Trace(_Usage):
@@ -125,3 +140,9 @@ class Trace(_Usage):
     def is_graph(self) -> bool:
         """True when the trace ran a LangGraph graph."""
         return self.graph_name is not None
+
+    def _repr_html_(self) -> str:
+        """Totals and routing decisions; ``TraceStore.view(trace_id)`` adds tree and waterfall."""
+        from .views.records import trace_html
+
+        return trace_html(self)

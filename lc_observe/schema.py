@@ -17,7 +17,7 @@ from .errors import ForeignDatabaseError, SchemaVersionError
 
 #: ``PRAGMA application_id`` of every lc_observe database ("LCOB").
 APPLICATION_ID = 0x4C434F42
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SPAN_COLUMNS: dict[str, type] = {
     "span_id": str,
@@ -126,8 +126,24 @@ def _create_v1(db: sqlite_utils.Database) -> None:
             db[table].create_index(columns, if_not_exists=True)
 
 
+PUSH_COLUMNS: dict[str, type] = {
+    "trace_id": str,
+    "destination": str,
+    "pushed_at": str,
+    "spans": int,
+}
+
+
+def _add_pushes_v2(db: sqlite_utils.Database) -> None:
+    """Version 2: ``pushes`` records which traces were uploaded where (``lc-observe push``)."""
+    db["pushes"].create(PUSH_COLUMNS, pk=("trace_id", "destination"), if_not_exists=True)
+
+
 #: ``MIGRATIONS[n]`` brings a database at version ``n - 1`` to version ``n``.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _create_v1}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
+    1: _create_v1,
+    2: _add_pushes_v2,
+}
 
 
 def configure(conn: sqlite3.Connection, busy_timeout_ms: int = 10_000) -> None:

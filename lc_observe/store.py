@@ -33,6 +33,7 @@ from .schema import (
     read_versions,
 )
 from .tree import format_trace
+from .views import GraphView, RecordList, TraceView
 
 TimeLike = datetime | str | float | int | timedelta
 M = TypeVar("M", bound=BaseModel)
@@ -173,7 +174,7 @@ class TraceStore:
             "ORDER BY start_time DESC LIMIT ? OFFSET ?"
         )
         rows = self._query(sql, [*params, int(limit), int(offset)])
-        return [Trace.model_validate(_parse(row)) for row in rows]
+        return RecordList(Trace.model_validate(_parse(row)) for row in rows)
 
     def trace(self, trace_id: str) -> Trace:
         """One trace with its branch events; raises `TraceNotFoundError` for an unknown id."""
@@ -229,7 +230,7 @@ class TraceStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [_span(row) for row in self._query(sql, params)]
+        return RecordList(_span(row) for row in self._query(sql, params))
 
     def span(self, span_id: str) -> Span:
         """One span by id; raises `TraceNotFoundError` for an unknown id."""
@@ -271,7 +272,9 @@ class TraceStore:
             f"SELECT {', '.join(BRANCH_COLUMNS)} FROM branch_events "
             f"WHERE {' AND '.join(where)} ORDER BY time, id"
         )
-        return [BranchEvent.model_validate(_parse(row)) for row in self._query(sql, params)]
+        return RecordList(
+            BranchEvent.model_validate(_parse(row)) for row in self._query(sql, params)
+        )
 
     def branch_stats(
         self,
@@ -306,7 +309,7 @@ class TraceStore:
             FROM targets t JOIN decisions ON decisions.source IS t.source
             GROUP BY t.source, t.destination ORDER BY t.source, count DESC, t.destination
         """
-        return [
+        return RecordList(
             BranchStat(
                 source=row["source"],
                 destination=row["destination"],
@@ -315,7 +318,7 @@ class TraceStore:
                 rate=row["count"] / row["decisions"],
             )
             for row in self._query(sql, params)
-        ]
+        )
 
     def path(self, trace_id: str) -> list[str]:
         """The LangGraph nodes a trace ran, in order (subgraph nodes as ``outer/inner``)."""
@@ -402,6 +405,140 @@ class TraceStore:
             if column in frame:
                 frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
+
+    # -- notebooks: views, DataFrames, charts (code in lc_observe.views) ------------------------
+
+    def view(self, trace_id: str) -> TraceView:
+        """One trace as a notebook view: header, collapsible span tree and waterfall.
+
+        Works for a trace that is still running (its spans so far; ``view.trace`` is None).
+
+        >>> store.view(trace_id)               # in a notebook cell  # doctest: +SKIP
+        >>> store.view(trace_id).save("t.html")  # a standalone page  # doctest: +SKIP
+        """
+        spans = self.spans(trace_id=trace_id)
+        if not spans:
+            raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.db_path}")
+        try:
+            trace: Trace | None = self.trace(trace_id)
+        except TraceNotFoundError:  # root still running: show what is there
+            trace = None
+        branches = trace.branches if trace and trace.branches else self.branches(trace_id)
+        return TraceView(trace, list(spans), list(branches))
+
+    def graph(
+        self,
+        name: str | None = None,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        trace_id: str | None = None,
+        limit: int = 1_000,
+    ) -> GraphView:
+        """The LangGraph graph ``name`` as observed over its ``limit`` newest traces.
+
+        Nodes come from node runs, edges from consecutive steps and routing decisions,
+        weighted by count and rate.  ``trace_id`` highlights that trace's path (and picks
+        its graph when ``name`` is None); otherwise the newest graph is drawn.
+
+        >>> store.graph()                              # SVG in a notebook  # doctest: +SKIP
+        >>> print(store.graph(trace_id=tid).mermaid)   # Mermaid text  # doctest: +SKIP
+        """
+        from .views.graph import observe
+
+        observed, others = observe(
+            self, name, since=since, until=until, trace_id=trace_id, limit=limit
+        )
+        return GraphView(observed, None if trace_id is None else str(trace_id), others)
+
+    def spans_df(self, trace_id: str | None = None, **filters: Any) -> Any:
+        """Spans as a DataFrame (filters of `spans`); typed columns, error as 3 columns.
+
+        >>> df = store.spans_df(kind="chat_model")          # doctest: +SKIP
+        >>> df.groupby("model")["cost_usd"].sum()           # doctest: +SKIP
+        """
+        from .views.frames import SPAN_ERROR_COLUMNS, frame
+
+        return frame(self.spans(trace_id, **filters), Span, flatten=SPAN_ERROR_COLUMNS)
+
+    def traces_df(self, limit: int | None = None, **filters: Any) -> Any:
+        """Traces as a DataFrame, newest first (filters of `traces`; all of them by default).
+
+        >>> store.traces_df(since=timedelta(hours=1))["latency_ms"].quantile(0.95)  # doctest: +SKIP
+        """
+        from .views.frames import frame
+
+        if limit is None:
+            items: list[Trace] = []
+            while page := self.traces(limit=1_000, offset=len(items), **filters):
+                items.extend(page)
+        else:
+            items = self.traces(limit=limit, **filters)
+        return frame(items, Trace, drop=("branches",))
+
+    def branches_df(self, trace_id: str | None = None, **filters: Any) -> Any:
+        """Branch events as a DataFrame (filters of `branches`).
+
+        >>> df = store.branches_df(source="router")                 # doctest: +SKIP
+        >>> df["destinations"].explode().value_counts()             # doctest: +SKIP
+        """
+        from .views.frames import frame
+
+        return frame(self.branches(trace_id, **filters), BranchEvent)
+
+    def branch_stats_df(self, source: str | None = None, **filters: Any) -> Any:
+        """`branch_stats` as a DataFrame (source, destination, count, decisions, rate)."""
+        from .views.frames import frame
+
+        return frame(self.branch_stats(source, **filters), BranchStat)
+
+    def stats_df(self, *args: Any, **kwargs: Any) -> Any:
+        """``self.stats(...)`` as a DataFrame (needs a version of lc_observe with `stats`)."""
+        from .views.frames import records_frame
+
+        stats = getattr(self, "stats", None)
+        if stats is None:
+            raise NotImplementedError(
+                "stats_df() needs TraceStore.stats(), which this version of lc_observe lacks; "
+                "use spans_df()/traces_df() and pandas meanwhile"
+            )
+        return records_frame(stats(*args, **kwargs))
+
+    def plot_latency(self, by: str = "name", **kwargs: Any) -> Any:
+        """Latency box plot per ``by`` group (a matplotlib Figure); see `views.charts`.
+
+        >>> store.plot_latency(by="graph_node")        # doctest: +SKIP
+        """
+        from .views import charts
+
+        return charts.plot_latency(self, by, **kwargs)
+
+    def plot_cost(self, by: str | None = "model", freq: str = "1h", **kwargs: Any) -> Any:
+        """Model-call cost per ``freq`` bucket, stacked by ``by`` (a matplotlib Figure).
+
+        >>> store.plot_cost(by="user_id", freq="1D")   # doctest: +SKIP
+        """
+        from .views import charts
+
+        return charts.plot_cost(self, by, freq=freq, **kwargs)
+
+    def plot_tokens(self, by: str | None = None, freq: str = "1h", **kwargs: Any) -> Any:
+        """Model-call tokens per ``freq`` bucket: input/output, or stacked by ``by``.
+
+        >>> store.plot_tokens(by="model")              # doctest: +SKIP
+        """
+        from .views import charts
+
+        return charts.plot_tokens(self, by, freq=freq, **kwargs)
+
+    def plot_branch_rates(self, source: str | None = None, **kwargs: Any) -> Any:
+        """Share of routing decisions per destination (a matplotlib Figure).
+
+        >>> store.plot_branch_rates(source="router")   # doctest: +SKIP
+        """
+        from .views import charts
+
+        return charts.plot_branch_rates(self, source, **kwargs)
 
     def __iter__(self) -> Iterator[Trace]:
         """Iterate over all traces, newest first, a page at a time."""

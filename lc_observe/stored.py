@@ -1,0 +1,107 @@
+"""Stored traces as records again, for the sinks that send them (`push`, `export`).
+
+The network sinks take the same plain dict records the handler produces; this module
+reads them back from an lc_observe SQLite file: finished traces only, oldest first, each
+with its spans (parents before children) and its branch events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from .errors import TraceNotFoundError
+from .model import BranchEvent, Span
+from .sinks.langsmith_runs import order_link
+from .store import TimeLike, TraceStore
+
+
+@dataclass
+class StoredTrace:
+    """One finished trace: its id, span records and branch records."""
+
+    trace_id: str
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    branches: list[dict[str, Any]] = field(default_factory=list)
+
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        """The records as a sink batch: spans, then branch events."""
+        return [("span", s) for s in self.spans] + [("branch", b) for b in self.branches]
+
+
+def span_record(span: Span) -> dict[str, Any]:
+    """A span read from the store as the record the handler had produced."""
+    record = span.model_dump()
+    record["start_time"] = span.start_time.timestamp()
+    record["end_time"] = None if span.end_time is None else span.end_time.timestamp()
+    record.setdefault("graph_name", None)
+    return record
+
+
+def branch_record(event: BranchEvent) -> dict[str, Any]:
+    """A branch event read from the store as a branch record."""
+    record = event.model_dump(exclude={"id"})
+    record["time"] = None if event.time is None else event.time.timestamp()
+    return record
+
+
+def _link_orders(spans: list[dict[str, Any]]) -> None:
+    """Give every span its dotted-order link, as the handler does live."""
+    by_id = {span["span_id"]: span for span in spans}
+    links: dict[str, tuple] = {}
+
+    def link(span: dict[str, Any]) -> tuple:
+        found = links.get(span["span_id"])
+        if found is None:
+            parent = by_id.get(span["parent_id"]) if span["parent_id"] else None
+            found = order_link(span, None if parent is None else link(parent))
+            links[span["span_id"]] = found
+        return found
+
+    for span in spans:
+        span["_ls_order"] = link(span)
+
+
+def read_trace(store: TraceStore, trace_id: str) -> StoredTrace:
+    """One stored trace: its spans in start order and its branch events."""
+    spans = [span_record(s) for s in store.spans(trace_id=trace_id)]
+    _link_orders(spans)
+    branches = [branch_record(b) for b in store.branches(trace_id=trace_id)]
+    return StoredTrace(trace_id, spans, branches)
+
+
+def finished_trace_ids(
+    store: TraceStore,
+    *,
+    since: TimeLike | timedelta | None = None,
+    trace_id: str | None = None,
+) -> list[str]:
+    """Ids of finished traces (root span ended), oldest first, since a time or just one.
+
+    Raises:
+        TraceNotFoundError: ``trace_id`` is unknown or still running.
+    """
+    if trace_id is not None:
+        trace = store.trace(trace_id)
+        if trace.status == "running":
+            raise TraceNotFoundError(f"trace {trace_id} is still running; nothing to send yet")
+        return [trace.trace_id]
+    ids: list[str] = []
+    offset = 0
+    while page := store.traces(limit=500, offset=offset, since=since):
+        ids.extend(t.trace_id for t in page if t.status != "running")
+        offset += len(page)
+    return ids[::-1]
+
+
+def stored_traces(
+    store: TraceStore,
+    *,
+    since: TimeLike | timedelta | None = None,
+    trace_id: str | None = None,
+) -> Iterator[StoredTrace]:
+    """`finished_trace_ids`, each read as a `StoredTrace`."""
+    for found in finished_trace_ids(store, since=since, trace_id=trace_id):
+        yield read_trace(store, found)

@@ -1,0 +1,240 @@
+"""HTML for single records and for lists of them (what ``TraceStore`` queries return).
+
+``TraceStore.traces()``, ``spans()``, ``branches()`` and ``branch_stats()`` return a
+`RecordList`: a plain ``list`` that a notebook shows as a table.  Single `Span`,
+`Trace` and `BranchEvent` objects show as a small card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..model import BranchEvent, BranchStat, Span, Trace
+from ._html import (
+    ERROR_COLOR,
+    esc,
+    fmt_cost,
+    fmt_ms,
+    fmt_tokens,
+    kind_badge,
+    status_badge,
+    to_text,
+    wrap,
+)
+from .trace import _error_block, _payload, _summary, decision_html
+
+#: Rows a list shows before it says how many more there are.
+MAX_ROWS = 200
+
+
+class RecordList(list[Any]):
+    """A ``list`` of records that notebooks display as an HTML table.
+
+    It is a real list (``==``, slicing, ``json.dumps`` all behave as usual); only
+    ``_repr_html_`` is added.
+
+    >>> RecordList([])._repr_html_().count("no records")
+    1
+    """
+
+    def _repr_html_(self) -> str:
+        return records_html(self)
+
+
+Column = tuple[str, Callable[[Any], str], bool]  # header, cell text, numeric
+
+
+def _time(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _short(value: str | None) -> str:
+    return "" if value is None else value[:8]
+
+
+def _opt(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+TRACE_COLUMNS: list[Column] = [
+    ("started (UTC)", lambda t: _time(t.start_time), False),
+    ("name", lambda t: t.name, False),
+    ("status", lambda t: t.status, False),
+    ("latency", lambda t: fmt_ms(t.latency_ms), True),
+    ("spans", lambda t: str(t.span_count), True),
+    ("errors", lambda t: str(t.error_count), True),
+    ("tokens", lambda t: fmt_tokens(t.total_tokens), True),
+    ("cost", lambda t: fmt_cost(t.cost_usd), True),
+    ("user", lambda t: _opt(t.user_id), False),
+    ("session", lambda t: _opt(t.session_id), False),
+    ("trace id", lambda t: t.trace_id, False),
+]
+
+SPAN_COLUMNS: list[Column] = [
+    ("started (UTC)", lambda s: _time(s.start_time), False),
+    ("name", lambda s: s.name, False),
+    ("kind", lambda s: s.kind, False),
+    ("status", lambda s: s.status, False),
+    ("latency", lambda s: fmt_ms(s.latency_ms), True),
+    ("node", lambda s: _opt(s.graph_node), False),
+    ("step", lambda s: _opt(s.graph_step), True),
+    ("model", lambda s: _opt(s.model), False),
+    ("tokens", lambda s: fmt_tokens(s.total_tokens), True),
+    ("cost", lambda s: fmt_cost(s.cost_usd), True),
+    ("error", lambda s: f"{s.error.type}: {s.error.message}"[:200] if s.error else "", False),
+    ("trace", lambda s: _short(s.trace_id), False),
+    ("span id", lambda s: s.span_id, False),
+]
+
+BRANCH_COLUMNS: list[Column] = [
+    ("time (UTC)", lambda e: _time(e.time), False),
+    ("source", lambda e: _opt(e.source), False),
+    ("condition", lambda e: _opt(e.condition), False),
+    ("result", lambda e: to_text(e.result, 120, compact=True), False),
+    ("destinations", lambda e: ", ".join(e.destinations) if e.destinations else "?", False),
+    ("kind", lambda e: e.kind, False),
+    ("step", lambda e: _opt(e.step), True),
+    (
+        "error",
+        lambda e: f"{e.error.get('type')}: {e.error.get('message')}" if e.error else "",
+        False,
+    ),
+    ("trace", lambda e: _short(e.trace_id), False),
+]
+
+STAT_COLUMNS: list[Column] = [
+    ("source", lambda b: _opt(b.source), False),
+    ("destination", lambda b: "? (unknown)" if b.destination is None else b.destination, False),
+    ("count", lambda b: str(b.count), True),
+    ("decisions", lambda b: str(b.decisions), True),
+    ("rate", lambda b: f"{b.rate:.1%}", True),
+]
+
+_COLUMNS: dict[type, list[Column]] = {
+    Trace: TRACE_COLUMNS,
+    Span: SPAN_COLUMNS,
+    BranchEvent: BRANCH_COLUMNS,
+    BranchStat: STAT_COLUMNS,
+}
+
+
+def _generic_columns(item: BaseModel) -> list[Column]:
+    """Columns for a pydantic model this module has no layout for (e.g. future stats rows)."""
+    columns: list[Column] = []
+    for name in type(item).model_fields:
+        value = getattr(item, name)
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        def cell(record: Any, name: str = name) -> str:
+            value = getattr(record, name)
+            if isinstance(value, float):
+                return f"{value:.6g}"
+            if isinstance(value, datetime):
+                return _time(value)
+            if isinstance(value, (dict, list)):
+                return to_text(value, 120, compact=True)
+            return _opt(value)
+
+        columns.append((name, cell, numeric))
+    return columns
+
+
+def table_html(items: Sequence[Any], columns: Sequence[Column], *, limit: int = MAX_ROWS) -> str:
+    """A table of ``items`` (one row each, at most ``limit``), every cell escaped."""
+    head = "".join(f'<th class="lco-th">{esc(header)}</th>' for header, _, _ in columns)
+    rows = []
+    for item in items[:limit]:
+        failed = getattr(item, "status", None) == "error" or bool(getattr(item, "error", None))
+        cells = []
+        for _, cell, numeric in columns:
+            text = cell(item)
+            css = "lco-td lco-num" if numeric else "lco-td"
+            cells.append(f'<td class="{css}" title="{esc(text)}">{esc(text)}</td>')
+        row_class = ' class="lco-row-error"' if failed else ""
+        rows.append(f"<tr{row_class}>{''.join(cells)}</tr>")
+    more = ""
+    if len(items) > limit:
+        more = f'<div class="lco-more">… {len(items) - limit:,} more rows not shown</div>'
+    return (
+        f'<table class="lco-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>{more}"
+    )
+
+
+def records_html(items: Sequence[Any]) -> str:
+    """Any list of lc_observe records (or other pydantic models) as a scoped HTML table."""
+    if not items:
+        return wrap('<span class="lco-sub">no records</span>')
+    first = items[0]
+    columns = _COLUMNS.get(type(first))
+    if columns is None:
+        columns = _generic_columns(first) if isinstance(first, BaseModel) else []
+    if not columns:
+        body = "".join(f"<li>{esc(repr(item))}</li>" for item in items[:MAX_ROWS])
+        return wrap(f"<ul>{body}</ul>")
+    caption = f'<div class="lco-sub">{len(items):,} {esc(type(first).__name__)} records</div>'
+    return wrap(caption + table_html(items, columns))
+
+
+# -- single records --------------------------------------------------------------------------
+
+
+def span_html(span: Span) -> str:
+    """One span: its summary line, error and (open) payload."""
+    payload = _payload(span).replace(
+        '<details class="lco-payload">', '<details class="lco-payload" open>', 1
+    )
+    return wrap(
+        f'<details class="lco-tree lco-span" open data-span-id="{esc(span.span_id)}">'
+        f'{_summary(span)}<div class="lco-body">{_error_block(span)}{payload}</div></details>'
+    )
+
+
+def trace_html(trace: Trace) -> str:
+    """A trace's totals and its routing decisions (the span tree is `TraceStore.view`)."""
+    facts = [
+        ("status", status_badge(trace.status)),
+        ("latency", esc(fmt_ms(trace.latency_ms))),
+        ("spans", f"{trace.span_count} ({trace.error_count} errors)"),
+        ("tokens", esc(fmt_tokens(trace.total_tokens))),
+        ("cost", esc(fmt_cost(trace.cost_usd))),
+        ("kind", kind_badge(trace.kind)),
+        ("graph", esc(trace.graph_name or "–")),
+        ("started", esc(_time(trace.start_time)) + " UTC"),
+        ("user / session", f"{esc(trace.user_id or '–')} / {esc(trace.session_id or '–')}"),
+        ("tags", esc(", ".join(trace.tags) or "–")),
+    ]
+    rows = "".join(
+        f'<dt class="lco-dt">{esc(label)}</dt><dd class="lco-dd">{value}</dd>'
+        for label, value in facts
+    )
+    color = f' style="color:{ERROR_COLOR}"' if trace.status == "error" else ""
+    decisions = ""
+    if trace.branches:
+        decisions = '<h4 class="lco-h">Routing decisions</h4>' + "".join(
+            decision_html(e) for e in trace.branches
+        )
+    hint = (
+        f'<div class="lco-more">span tree and waterfall: '
+        f'<code>store.view("{esc(trace.trace_id)}")</code></div>'
+    )
+    return wrap(
+        f'<h3 class="lco-h"{color}>{esc(trace.name)} '
+        f'<span class="lco-sub lco-mono">{esc(trace.trace_id)}</span>'
+        f'</h3><dl class="lco-kv">{rows}</dl>{decisions}{hint}'
+    )
+
+
+def branch_html(event: BranchEvent) -> str:
+    """One routing decision, as a line and a one-row table."""
+    return wrap(decision_html(event) + table_html([event], BRANCH_COLUMNS))
+
+
+def model_html(record: BaseModel) -> str:
+    """Any other record (a `BranchStat`, a stats row) as a one-row table."""
+    columns = _COLUMNS.get(type(record)) or _generic_columns(record)
+    return wrap(table_html([record], columns))
