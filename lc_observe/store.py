@@ -65,6 +65,28 @@ def to_db_time(value: TimeLike | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
+def _filters(
+    equals: dict[str, Any],
+    time_column: str,
+    since: TimeLike | None,
+    until: TimeLike | None,
+) -> tuple[list[str], list[Any]]:
+    """WHERE clauses and bound parameters: ``column = ?`` for each value that is not None,
+    and ``since <= time_column < until``.  Column names come from this module, never users."""
+    where, params = ["1=1"], []
+    for column, value in equals.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        where.append(f"{time_column} >= ?")
+        params.append(to_db_time(since))
+    if until is not None:
+        where.append(f"{time_column} < ?")
+        params.append(to_db_time(until))
+    return where, params
+
+
 def _parse(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
     for key in JSON_COLUMNS.intersection(data):
@@ -150,22 +172,8 @@ class TraceStore:
 
         ``since``/``until`` bound the trace start time (inclusive / exclusive).
         """
-        where, params = ["1=1"], []
-        for column, value in (
-            ("name", name),
-            ("status", status),
-            ("user_id", user_id),
-            ("session_id", session_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("start_time >= ?")
-            params.append(to_db_time(since))
-        if until is not None:
-            where.append("start_time < ?")
-            params.append(to_db_time(until))
+        equals = {"name": name, "status": status, "user_id": user_id, "session_id": session_id}
+        where, params = _filters(equals, "start_time", since, until)
         if tag is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE value = ?)")
             params.append(tag)
@@ -207,22 +215,9 @@ class TraceStore:
         limit: int | None = None,
     ) -> list[Span]:
         """Spans in start order, filtered by trace, kind, name, status and start time."""
-        where, params = ["1=1"], []
-        for column, value in (
-            ("trace_id", None if trace_id is None else str(trace_id)),
-            ("kind", kind),
-            ("name", name),
-            ("status", status),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("start_time >= ?")
-            params.append(to_db_time(since))
-        if until is not None:
-            where.append("start_time < ?")
-            params.append(to_db_time(until))
+        trace = None if trace_id is None else str(trace_id)
+        equals = {"trace_id": trace, "kind": kind, "name": name, "status": status}
+        where, params = _filters(equals, "start_time", since, until)
         sql = (
             f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE {' AND '.join(where)} "
             "ORDER BY start_time, rowid"
@@ -253,21 +248,9 @@ class TraceStore:
         until: TimeLike | None = None,
     ) -> list[BranchEvent]:
         """LangGraph routing decisions in the order they happened."""
-        where, params = ["1=1"], []
-        for column, value in (
-            ("trace_id", None if trace_id is None else str(trace_id)),
-            ("source", source),
-            ("condition", condition),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("time >= ?")
-            params.append(to_db_time(since))
-        if until is not None:
-            where.append("time < ?")
-            params.append(to_db_time(until))
+        trace = None if trace_id is None else str(trace_id)
+        equals = {"trace_id": trace, "source": source, "condition": condition}
+        where, params = _filters(equals, "time", since, until)
         sql = (
             f"SELECT {', '.join(BRANCH_COLUMNS)} FROM branch_events "
             f"WHERE {' AND '.join(where)} ORDER BY time, id"
@@ -287,16 +270,7 @@ class TraceStore:
         decisions taken at that source.  A fan-out decision counts for each destination, so
         rates of one source may add up to more than 1; an unresolved one counts as ``None``.
         """
-        where, params = ["1=1"], []
-        if source is not None:
-            where.append("b.source = ?")
-            params.append(source)
-        if since is not None:
-            where.append("b.time >= ?")
-            params.append(to_db_time(since))
-        if until is not None:
-            where.append("b.time < ?")
-            params.append(to_db_time(until))
+        where, params = _filters({"b.source": source}, "b.time", since, until)
         sql = f"""
             WITH selected AS (SELECT * FROM branch_events b WHERE {" AND ".join(where)}),
             decisions AS (SELECT source, count(*) AS n FROM selected GROUP BY source),
