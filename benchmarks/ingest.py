@@ -351,6 +351,33 @@ def run_serialization(batches: list[list[Item]]) -> float:
     return time.perf_counter() - start
 
 
+def profile_export(items: list[Item], spans: int) -> None:
+    """cProfile `SQLiteSink.export` (as ObsHandler configures it) over batches of 1k."""
+    import cProfile
+    import pstats
+
+    from _common import print_profile
+
+    ws = Workspace()
+    try:
+        sink = ws.new_sink(True)
+        batches = [items[i : i + 1_000] for i in range(0, len(items), 1_000)]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for batch in batches:
+            sink.export(batch)
+        profiler.disable()
+        sink.close()
+    finally:
+        ws.cleanup()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    print(f"\n## cProfile: sink.export of {spans} spans in batches of 1k: {total:.2f} s\n")
+    print_profile(stats, spans, "span")
+    print("top functions overall by self time:")
+    stats.sort_stats("tottime").print_stats(12)
+
+
 # -- main ------------------------------------------------------------------------------------------
 
 EXPORT = "sink.export"
@@ -368,6 +395,9 @@ def main() -> None:
         default="synthetic",
         help="built with new_span_record (default), or captured from the overhead agent",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile sink.export in batches of 1k instead"
+    )
     args = parser.parse_args()
     sizes = [1, 10, 100, 1_000] + ([] if args.quick else [10_000])
     n_spans = args.spans or (4_000 if args.quick else 20_000)
@@ -375,6 +405,9 @@ def main() -> None:
     started = time.perf_counter()
     items = build_items(n_spans) if args.records == "synthetic" else agent_items(n_spans)
     spans = _span_count(items)
+    if args.profile:
+        profile_export(items, spans)
+        return
     print(
         f"{spans} {args.records} span records + {len(items) - spans} branch events per "
         f"measurement, sqlite {sqlite3.sqlite_version}; median of {repeats} interleaved repeats"

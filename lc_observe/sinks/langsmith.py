@@ -1,9 +1,9 @@
 """`LangSmithSink`: mirror every run to LangSmith with the real ``langsmith`` client.
 
-Batches go through ``Client.multipart_ingest`` -- the client's batched ingestion
-endpoint, the one its own background queue uses for ``LangChainTracer`` -- called on the
-sink's own worker thread (see `lc_observe.sinks.forward`), so the client's requests never
-delay the application or the local store.  The runs are built by
+Batches go through ``Client.multipart_ingest`` -- the client's batched ingestion, to the
+same ``/runs/multipart`` endpoint its own background queue uses for ``LangChainTracer`` --
+called on the sink's own worker thread (see `lc_observe.sinks.forward`), so the client's
+requests never delay the application or the local store.  The runs are built by
 `lc_observe.sinks.langsmith_runs.RunBuilder` to match what ``LangChainTracer`` sends.
 
 >>> handler = ObsHandler("traces.db", langsmith=True)          # doctest: +SKIP
