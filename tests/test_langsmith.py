@@ -121,7 +121,8 @@ def test_demo_graph_arrives_as_langchain_tracer_sends_it(
         sent = obs.stats["langsmith"]
         obs.close()
     ours_runs, theirs_runs = ours.runs(), theirs.wait_for(len(ours.runs()))
-    assert theirs.compressed > 0  # the tracer's client sent zstd; the server decoded it
+    # (Whether the tracer's client compresses with zstd depends on langsmith's process-wide
+    # cache of the server's /info, so it is not asserted; the server decodes both.)
     assert len(ours_runs) == 20  # 2 traces of 10 runs (calculator tool | retriever)
     assert_same_runs(theirs_runs, ours_runs)
     assert sent["failed"] == 0 and sent["sent"] == obs.stats["enqueued"]
