@@ -99,6 +99,15 @@ def branching_graph() -> Any:
     return builder.compile()
 
 
+class Explosive:
+    """An object whose repr and str raise (attribute access works)."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr exploded")
+
+    __str__ = __repr__
+
+
 def flatten(runs: list[Run]) -> list[Run]:
     """All runs of the collector's root runs, depth first."""
     out: list[Run] = []

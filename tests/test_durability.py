@@ -14,6 +14,8 @@ from langchain_core.runnables import RunnableLambda
 
 from lc_observe import ObsHandler, TraceStore
 
+from .runs import Explosive
+
 
 def _run_script(code: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -41,46 +43,6 @@ def test_script_exiting_without_flush_loses_nothing(db_path: Path) -> None:
     store = TraceStore(db_path)
     assert len(store.traces(limit=1000)) == 300  # ... and the atexit flush wrote it all
     assert len(store.spans()) == 900
-
-
-def test_several_processes_write_one_file(db_path: Path) -> None:
-    code = """
-        import sys
-        from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler
-        handler = ObsHandler(sys.argv[1], batch_size=20, schedule_delay=0.01)
-        chain = RunnableLambda(lambda x: x + 1, name="inc") | RunnableLambda(str, name="fmt")
-        for i in range(200):
-            chain.invoke(i, {"callbacks": [handler]})
-        handler.close()
-        print(handler.stats)
-    """
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(code), str(db_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    for proc in procs:
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err
-        assert "'failed': 0" in out and "'dropped': 0" in out, out
-        assert "locked" not in err
-    store = TraceStore(db_path)
-    assert len(store.traces(limit=10_000)) == 800
-    assert len(store.spans()) == 2400
-
-
-class Explosive:
-    """repr and str raise; attribute access works."""
-
-    def __repr__(self) -> str:
-        raise RuntimeError("repr exploded")
-
-    __str__ = __repr__
 
 
 def _cyclic() -> dict:

@@ -21,7 +21,7 @@ from langchain_core.runnables import RunnableLambda
 from lc_observe import ObsHandler, TraceStore
 from lc_observe.serialize import TRUNCATED_KEY
 
-from .runs import nested_lambdas
+from .runs import Explosive, nested_lambdas
 
 FUZZ_CASES = int(os.environ.get("LC_OBSERVE_FUZZ_CASES", "10000"))
 
@@ -192,13 +192,6 @@ def test_four_writers_and_a_reader_lose_nothing(db_path: Path) -> None:
     store = TraceStore(db_path)
     assert len(store.traces(limit=10_000)) == 4000
     assert len(store.spans()) == 12_000
-
-
-class Explosive:
-    def __repr__(self) -> str:
-        raise RuntimeError("repr exploded")
-
-    __str__ = __repr__
 
 
 def _cycle(value: object) -> list:
