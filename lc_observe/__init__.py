@@ -6,7 +6,9 @@
 >>> TraceStore("traces.db").print_trace(...)               # doctest: +SKIP
 """
 
+from .budgets import Budget
 from .errors import (
+    BudgetExceededError,
     DatabaseNotFoundError,
     ForeignDatabaseError,
     LcObserveError,
@@ -15,7 +17,7 @@ from .errors import (
     TraceNotFoundError,
 )
 from .handler import ObsHandler
-from .model import BranchEvent, ErrorInfo, Span, Trace
+from .model import BranchEvent, BudgetExceeded, ErrorInfo, Span, StatRow, Trace
 from .serialize import Limits
 from .store import TraceStore
 
@@ -23,6 +25,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BranchEvent",
+    "Budget",
+    "BudgetExceeded",
+    "BudgetExceededError",
     "DatabaseNotFoundError",
     "ErrorInfo",
     "ForeignDatabaseError",
@@ -31,6 +36,7 @@ __all__ = [
     "ObsHandler",
     "SchemaVersionError",
     "Span",
+    "StatRow",
     "StoreError",
     "Trace",
     "TraceNotFoundError",

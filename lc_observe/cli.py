@@ -1,5 +1,6 @@
 """The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``branches``, ``paths``,
-``purge``, ``push`` (to LangSmith) and ``export`` (JSON lines, OpenTelemetry).
+``stats``, ``budgets``, ``purge``, ``push`` (to LangSmith) and ``export`` (JSON lines,
+OpenTelemetry).
 
 Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
 ``--json`` for output a script can read.
@@ -144,6 +145,94 @@ def cmd_paths(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``stats`` table: (header, StatRow field, format).
+_STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("count", "count", "{:,}"),
+    ("errors", "error_rate", "{:.1%}"),
+    ("p50 ms", "latency_p50_ms", "{:,.1f}"),
+    ("p95 ms", "latency_p95_ms", "{:,.1f}"),
+    ("p99 ms", "latency_p99_ms", "{:,.1f}"),
+    ("ttft p95", "ttft_p95_ms", "{:,.1f}"),
+    ("tok/s", "tokens_per_s", "{:,.0f}"),
+    ("in tok", "input_tokens", "{:,}"),
+    ("out tok", "output_tokens", "{:,}"),
+    ("cached", "cached_tokens", "{:,}"),
+    ("reason", "reasoning_tokens", "{:,}"),
+    ("cost $", "cost_usd", "{:.6f}"),
+    ("cache hits", "cache_hit_rate", "{:.0%}"),
+)
+
+
+def _stats_cells(row: Any) -> list[str]:
+    cells = [str(row.group) if row.group is not None else "(none)"]
+    for _, field, fmt in _STATS_COLUMNS:
+        value = getattr(row, field)
+        cells.append("-" if value is None else fmt.format(value))
+    return cells
+
+
+def print_stats_table(rows: Sequence[Any], by: str) -> None:
+    """Print `TraceStore.stats` rows as a table (rich's when installed: ``[cli]`` extra)."""
+    headers = [by] + [header for header, _, _ in _STATS_COLUMNS]
+    body = [_stats_cells(row) for row in rows]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
+        print(
+            "  ".join(
+                h.ljust(w) if i == 0 else h.rjust(w)
+                for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+            )
+        )
+        for cells in body:
+            print(
+                "  ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+                )
+            )
+        return
+    table = Table(title=f"lc_observe statistics by {by}")
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index == 0 else "right", no_wrap=index == 0)
+    for cells in body:
+        table.add_row(*cells)
+    Console(width=max(160, Console().width)).print(table)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        rows = store.stats(by=args.by, since=_since(args.since), until=_since(args.until))
+    if args.json:
+        _print_json([row.model_dump(mode="json") for row in rows])
+        return 0
+    if not rows:
+        print("(nothing recorded in this time window)")
+        return 0
+    print_stats_table(rows, args.by)
+    return 0
+
+
+def cmd_budgets(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        events = store.budget_events(since=_since(args.since))
+    if args.json:
+        _print_json([event.model_dump(mode="json") for event in events])
+        return 0
+    for event in events:
+        unit = "$" if event.metric == "cost_usd" else "tokens "
+        print(
+            f"{event.time:%Y-%m-%d %H:%M:%S}  {event.budget}  {event.per}={event.scope}  "
+            f"spent {unit}{event.spent:.6g} of {unit}{event.limit_value:.6g}  "
+            f"[{event.action}]  trace {event.trace_id}"
+        )
+    if not events:
+        print("(no budget used up)")
+    return 0
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -246,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     paths.add_argument("--name", help="only traces of this graph (root run name)")
     paths.add_argument("--since", help="only traces since this ISO time")
     paths.add_argument("--limit", type=int, default=20)
+    stats = add("stats", "latency percentiles, TTFT, tokens, cost and cache hits per group")
+    stats.add_argument(
+        "--by",
+        default="model",
+        choices=("model", "name", "kind", "graph_node", "user_id", "session_id", "tag"),
+    )
+    stats.add_argument("--since", help="only runs started since an ISO time or an age (1d)")
+    stats.add_argument("--until", help="only runs started before an ISO time or an age ago")
+    budgets = add("budgets", "budgets used up (Budget events), oldest first")
+    budgets.add_argument("--since", help="only events since an ISO time or an age (7d)")
     purge = add("purge", "delete traces older than an age (retention)")
     purge.add_argument("--older-than", required=True, help="age like 30d, 12h, 90m")
     purge.add_argument("--vacuum", action="store_true", help="shrink the file afterwards")
@@ -269,6 +368,8 @@ COMMANDS = {
     "show": cmd_show,
     "branches": cmd_branches,
     "paths": cmd_paths,
+    "stats": cmd_stats,
+    "budgets": cmd_budgets,
     "purge": cmd_purge,
     "push": cmd_push,
     "export": cmd_export,

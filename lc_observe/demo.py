@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, TypedDict
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import tool
@@ -65,13 +69,43 @@ class AgentState(TypedDict, total=False):
 
 class DemoChatModel(GenericFakeChatModel):
     """langchain-core's `GenericFakeChatModel`, presenting itself as OpenAI's gpt-4o-mini
-    (through LangChain's ``ls_provider``/``ls_model_name``) so the demo shows a cost."""
+    (through LangChain's ``ls_provider``/``ls_model_name``) so the demo shows a cost.
+
+    With ``streaming=True`` it streams word by word, ``token_delay`` seconds apart, and
+    puts the reply's usage on a last empty chunk, as OpenAI's streaming API does, so
+    time to first token and tokens per second show too."""
+
+    streaming: bool = False
+    token_delay: float = 0.0
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "openai"
         params["ls_model_name"] = "gpt-4o-mini"
         return params
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        reply = next(self.messages)
+        for word in re.split(r"(\s+)", str(reply.content)):
+            if word:
+                time.sleep(self.token_delay)
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=word))
+                if run_manager:
+                    run_manager.on_llm_new_token(word, chunk=chunk)
+                yield chunk
+        last = AIMessageChunk(
+            content="",
+            usage_metadata=reply.usage_metadata,
+            response_metadata=reply.response_metadata,
+            chunk_position="last",
+        )
+        yield ChatGenerationChunk(message=last)
 
 
 def fake_model() -> GenericFakeChatModel:
@@ -88,7 +122,7 @@ def fake_model() -> GenericFakeChatModel:
             response_metadata={"model_name": "gpt-4o-mini"},
         ),
     ]
-    return DemoChatModel(messages=itertools.cycle(replies))
+    return DemoChatModel(messages=itertools.cycle(replies), streaming=True, token_delay=0.001)
 
 
 def build_graph(model: Any = None) -> Any:

@@ -6,6 +6,8 @@ configuration checks and the CLI, and each message says what to do.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LcObserveError(Exception):
     """Base class of every lc_observe error."""
@@ -25,6 +27,25 @@ class ForeignDatabaseError(StoreError):
 
 class SchemaVersionError(StoreError):
     """The database was written by a newer lc_observe than this one."""
+
+
+class BudgetExceededError(LcObserveError):
+    """A `Budget` with ``action="raise"`` is used up: raised into the run before the next
+    model call of its scope starts (the one exception lc_observe lets reach user code,
+    and only when asked to).  ``event`` is the `BudgetExceeded` that used it up."""
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+        spent = (
+            f"${event.spent:.6g} of ${event.limit_value:.6g}"
+            if event.metric == "cost_usd"
+            else f"{event.spent:.0f} of {event.limit_value:.0f} tokens"
+        )
+        super().__init__(
+            f"lc_observe budget {event.budget!r} is used up for {event.per}={event.scope!r} "
+            f"(spent {spent}); no further model calls run for this {event.per}. Raise the "
+            "limit, or catch lc_observe.BudgetExceededError where the app can stop gracefully"
+        )
 
 
 class TraceNotFoundError(StoreError, KeyError):

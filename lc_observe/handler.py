@@ -22,12 +22,16 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from .budgets import Budget, BudgetTracker
 from .dispatch import Dispatcher, Sink, install_sigterm_exit
+from .errors import BudgetExceededError
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
 from .mirrors import build_mirrors
 from .pricing import PriceTable
 from .records import (
+    BUDGET_FIELDS,
     RECORD_BRANCH,
+    RECORD_BUDGET,
     RECORD_RUNNING,
     RECORD_SPAN,
     ROLLUP_FIELDS,
@@ -38,7 +42,7 @@ from .redact import RedactOption, make_redactor
 from .serialize import Limits, dumps
 from .sinks.network import NetworkSink
 from .sinks.sqlite import SQLiteSink
-from .usage import model_and_provider, observe_chunk, usage_from_result
+from .usage import is_cache_hit, model_and_provider, observe_chunk, usage_from_result
 
 logger = logging.getLogger("lc_observe")
 
@@ -59,12 +63,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _never_raise(method: F) -> F:
-    """Run a callback, log instead of raising: the handler must never break the app."""
+    """Run a callback, log instead of raising: the handler must never break the app.
+
+    The one exception: `BudgetExceededError`, raised on purpose by a model start when a
+    ``Budget(action="raise")`` is used up."""
 
     @functools.wraps(method)
     def guarded(self: ObsHandler, *args: Any, **kwargs: Any) -> None:
         try:
             method(self, *args, **kwargs)
+        except BudgetExceededError:
+            raise
         except Exception:
             self._internal_errors += 1
             if self._internal_errors <= 3:
@@ -199,6 +208,7 @@ class ObsHandler(BaseCallbackHandler):
         otlp_endpoint: str | None = None,
         otlp_exporter: Any = None,
         network_timeout: float = 5.0,
+        budgets: Sequence[Budget] = (),
     ) -> None:
         super().__init__()
         if db_path == DEFAULT_DB:
@@ -253,6 +263,10 @@ class ObsHandler(BaseCallbackHandler):
             schedule_delay=schedule_delay,
             exit_timeout=exit_timeout,
         )
+        self._budgets = BudgetTracker(budgets) if budgets else None
+        # LangChain re-raises a callback's exception only from a handler with raise_error;
+        # _never_raise lets nothing through but BudgetExceededError.
+        self.raise_error = self._budgets is not None and self._budgets.raises
         self._graph = GraphTracker()
         for graph in graphs:
             self._graph.register_graph(graph)
@@ -459,6 +473,8 @@ class ObsHandler(BaseCallbackHandler):
         if record["parent_id"] is None:
             for event in self._graph.on_trace_end(record["trace_id"]):
                 submit(RECORD_BRANCH, event)
+            if self._budgets is not None:
+                self._budgets.trace_ended(record["trace_id"])
 
     def _roll_up(self, record: dict[str, Any]) -> None:
         """Add a finished span's subtree totals to its (still open) parent."""
@@ -558,6 +574,8 @@ class ObsHandler(BaseCallbackHandler):
             run_id, parent_run_id, "chat_model", name, {"messages": messages}, tags, metadata
         )
         self._model_start(record, serialized, kwargs)
+        if self._budgets is not None:
+            self._check_budgets(run_id, record)
 
     @_never_raise
     def on_llm_start(
@@ -576,6 +594,8 @@ class ObsHandler(BaseCallbackHandler):
             run_id, parent_run_id, "llm", name, {"prompts": list(prompts)}, tags, metadata
         )
         self._model_start(record, serialized, kwargs)
+        if self._budgets is not None:
+            self._check_budgets(run_id, record)
 
     def _model_start(
         self, record: dict[str, Any], serialized: dict[str, Any] | None, kwargs: dict[str, Any]
@@ -587,6 +607,39 @@ class ObsHandler(BaseCallbackHandler):
         if self._ls_orders is not None:  # LangSmith mirror: LangChainTracer sends these too
             record["_ls_extra"] = {k: kwargs[k] for k in _LS_MODEL_EXTRA if k in kwargs}
             record["_ls_serialized"] = serialized  # the model manifest ("open in playground")
+
+    def _check_budgets(self, run_id: UUID, record: dict[str, Any]) -> None:
+        """Stop a model call whose ``raise`` budget is used up: the span ends as failed
+        and the error goes up into the run (LangChain reports it to the parent runs)."""
+        error = self._budgets.blocked(record)  # type: ignore[union-attr]
+        if error is not None:
+            self._end(run_id, "error", None, error)
+            raise error
+
+    def _charge_budgets(self, record: dict[str, Any]) -> None:
+        """Count a finished model call against the budgets; act on those it used up."""
+        for budget, event in self._budgets.spend(record):  # type: ignore[union-attr]
+            record = event.model_dump(include=set(BUDGET_FIELDS))
+            record["time"] = event.time.timestamp()
+            self._dispatcher.submit(RECORD_BUDGET, record)
+            if budget.action == "warn" or budget.action == "raise":
+                logger.warning(
+                    "lc_observe: budget %r used up for %s=%r (%s %.6g of %.6g)%s",
+                    event.budget,
+                    event.per,
+                    event.scope,
+                    event.metric,
+                    event.spent,
+                    event.limit_value,
+                    "; further model calls will raise BudgetExceededError"
+                    if budget.action == "raise"
+                    else "",
+                )
+            else:
+                try:
+                    budget.action(event)
+                except Exception:
+                    logger.exception("lc_observe: the budget action of %r raised", event.budget)
 
     @_never_raise
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -616,7 +669,18 @@ class ObsHandler(BaseCallbackHandler):
         model = fields.get("model") or record["model"]
         provider = fields.get("provider") or record["provider"]
         record["model"], record["provider"] = model, provider
-        record["cost_usd"] = self.prices.cost(model, provider, fields)
+        if record["kind"] == "chat_model":
+            record["cache_hit"] = is_cache_hit(response)
+        if record["cache_hit"]:
+            # Answered from LangChain's cache: no tokens were processed, nothing was paid.
+            # The cached message (in outputs) still shows the original call's usage.
+            for field in TOKEN_FIELDS:
+                record[field] = None
+            record["cost_usd"] = 0.0
+        else:
+            record["cost_usd"] = self.prices.cost(model, provider, fields)
+        if self._budgets is not None:
+            self._charge_budgets(record)
 
     @_never_raise
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 Status = Literal["ok", "error", "interrupted", "running"]
 
@@ -65,8 +65,22 @@ class Span(_Usage):
     model: str | None = None
     provider: str | None = None
     ttft_ms: float | None = None
+    cache_hit: bool | None = Field(
+        default=None,
+        description="Model spans: answered by LangChain's LLM cache (chat models; a cached "
+        "legacy LLM call makes no callback at all). None elsewhere.",
+    )
     span_count: int = 1
     error_count: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Output tokens per second of a streamed model call, after its first token."""
+        if self.ttft_ms is None or not self.output_tokens or self.latency_ms is None:
+            return None
+        generating_ms = self.latency_ms - self.ttft_ms
+        return self.output_tokens * 1000.0 / generating_ms if generating_ms > 0 else None
 
     def _repr_html_(self) -> str:
         from .views.records import span_html
@@ -146,3 +160,68 @@ class Trace(_Usage):
         from .views.records import trace_html
 
         return trace_html(self)
+
+
+class BudgetExceeded(BaseModel):
+    """A `lc_observe.Budget` used up: which one, for which scope, by which model call."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None = None
+    time: datetime
+    budget: str = Field(description="the budget's name or description")
+    per: str = Field(description="trace, user_id, session_id or day")
+    scope: str = Field(description="the trace id, user id, session id or UTC date")
+    metric: Literal["cost_usd", "tokens"]
+    limit_value: float
+    spent: float = Field(description="spending in the scope when the limit was reached")
+    action: str = Field(description="warn, raise or callable")
+    trace_id: str
+    span_id: str = Field(description="the model call that used the budget up")
+    user_id: str | None = None
+    session_id: str | None = None
+
+    def _repr_html_(self) -> str:
+        from .views.records import model_html
+
+        return model_html(self)
+
+
+class StatRow(BaseModel):
+    """Statistics of one group of spans or traces (`TraceStore.stats`).
+
+    Latency and TTFT in milliseconds; percentiles interpolate linearly between the
+    closest ranks (``statistics.quantiles(..., method="inclusive")``, numpy's default).
+    Token and cost figures are sums; ``cost_mean_usd`` averages the priced units only.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    by: str
+    group: str | None
+    count: int = Field(description="spans (or traces, for user_id/session_id/tag) finished")
+    errors: int
+    error_rate: float
+    latency_mean_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    model_calls: int = Field(0, description="chat model / LLM calls in the group")
+    ttft_mean_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    tokens_per_s: float | None = Field(None, description="mean output rate of streamed calls")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float | None = Field(None, description="None when nothing in the group is priced")
+    cost_mean_usd: float | None = None
+    unpriced: int = Field(0, description="model calls with tokens but no known price")
+    cache_hits: int = 0
+    cache_hit_rate: float | None = Field(None, description="cache hits / chat model calls")
+
+    def _repr_html_(self) -> str:
+        from .views.records import model_html
+
+        return model_html(self)

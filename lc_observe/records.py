@@ -31,6 +31,7 @@ key                   value
 ``checkpoint_ns``     str or None (LangGraph ``langgraph_checkpoint_ns``)
 ``graph_name``        str or None: name of the outermost graph run in this subtree
 ``model`` ...         usage fields, see ``USAGE_FIELDS``; None when unknown
+``cache_hit``         None, or for model spans whether LangChain's LLM cache answered
 ``span_count``        int, this span plus its finished descendants (rolled up)
 ``error_count``       int, spans with status error in this subtree (rolled up)
 ===================== =====================================================================
@@ -78,6 +79,7 @@ SPAN_FIELDS: tuple[str, ...] = (
     "graph_step",
     "checkpoint_ns",
     *USAGE_FIELDS,
+    "cache_hit",
     "span_count",
     "error_count",
 )
@@ -102,6 +104,23 @@ RECORD_SPAN = "span"
 #: never replaces a finished span already stored.
 RECORD_RUNNING = "running"
 RECORD_BRANCH = "branch"
+#: A budget crossed (`lc_observe.budgets`): a dict with the keys of ``BUDGET_FIELDS``.
+RECORD_BUDGET = "budget"
+
+BUDGET_FIELDS: tuple[str, ...] = (
+    "time",
+    "budget",
+    "per",
+    "scope",
+    "metric",
+    "limit_value",
+    "spent",
+    "action",
+    "trace_id",
+    "span_id",
+    "user_id",
+    "session_id",
+)
 
 _EMPTY_USAGE: dict[str, Any] = dict.fromkeys(USAGE_FIELDS)
 
@@ -139,6 +158,7 @@ def new_span_record(
         "graph_step": None,
         "checkpoint_ns": None,
         "graph_name": None,
+        "cache_hit": None,
         "span_count": 1,
         "error_count": 0,
     }

@@ -17,7 +17,7 @@ from .errors import ForeignDatabaseError, SchemaVersionError
 
 #: ``PRAGMA application_id`` of every lc_observe database ("LCOB").
 APPLICATION_ID = 0x4C434F42
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SPAN_COLUMNS: dict[str, type] = {
     "span_id": str,
@@ -53,6 +53,7 @@ SPAN_COLUMNS: dict[str, type] = {
     "ttft_ms": float,
     "span_count": int,
     "error_count": int,
+    "cache_hit": int,
 }
 
 TRACE_COLUMNS: dict[str, type] = {
@@ -110,8 +111,13 @@ JSON_COLUMNS = frozenset(
 )
 
 
+#: Span columns added after version 1 (by the migration named beside each).
+_LATER_SPAN_COLUMNS = {"cache_hit"}  # version 3
+
+
 def _create_v1(db: sqlite_utils.Database) -> None:
-    db["spans"].create(SPAN_COLUMNS, pk="span_id", not_null={"trace_id"}, if_not_exists=True)
+    v1_spans = {k: v for k, v in SPAN_COLUMNS.items() if k not in _LATER_SPAN_COLUMNS}
+    db["spans"].create(v1_spans, pk="span_id", not_null={"trace_id"}, if_not_exists=True)
     db["traces"].create(TRACE_COLUMNS, pk="trace_id", if_not_exists=True)
     db["branch_events"].create(BRANCH_COLUMNS, pk="id", not_null={"trace_id"}, if_not_exists=True)
     db["scores"].create(SCORE_COLUMNS, pk="id", not_null={"trace_id"}, if_not_exists=True)
@@ -139,10 +145,37 @@ def _add_pushes_v2(db: sqlite_utils.Database) -> None:
     db["pushes"].create(PUSH_COLUMNS, pk=("trace_id", "destination"), if_not_exists=True)
 
 
+BUDGET_COLUMNS: dict[str, type] = {
+    "id": int,
+    "time": str,
+    "budget": str,
+    "per": str,
+    "scope": str,
+    "metric": str,
+    "limit_value": float,
+    "spent": float,
+    "action": str,
+    "trace_id": str,
+    "span_id": str,
+    "user_id": str,
+    "session_id": str,
+}
+
+
+def _add_cache_and_budgets_v3(db: sqlite_utils.Database) -> None:
+    """Version 3: ``spans.cache_hit`` (LangChain LLM cache) and ``budget_events``."""
+    if "cache_hit" not in db["spans"].columns_dict:
+        db["spans"].add_column("cache_hit", int)
+    db["budget_events"].create(BUDGET_COLUMNS, pk="id", if_not_exists=True)
+    db["budget_events"].create_index(["time"], if_not_exists=True)
+    db["budget_events"].create_index(["trace_id"], if_not_exists=True)
+
+
 #: ``MIGRATIONS[n]`` brings a database at version ``n - 1`` to version ``n``.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
     2: _add_pushes_v2,
+    3: _add_cache_and_budgets_v3,
 }
 
 

@@ -22,14 +22,17 @@ from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import qualified
-from .model import BranchEvent, BranchStat, Span, Trace
+from .model import BranchEvent, BranchStat, BudgetExceeded, Span, StatRow, Trace
 from .schema import (
     BRANCH_COLUMNS,
+    BUDGET_COLUMNS,
     JSON_COLUMNS,
+    SCHEMA_VERSION,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
     check_compatible,
     configure,
+    ensure_schema,
     read_versions,
 )
 from .tree import format_trace
@@ -137,6 +140,10 @@ class TraceStore:
         check_compatible(self.db_path, app_id, version, has_tables)
         if version == 0:
             raise StoreError(f"{self.db_path!r} holds no lc_observe data yet (empty database file)")
+        if version < SCHEMA_VERSION:  # written by an older lc_observe: migrations only add
+            import sqlite_utils
+
+            ensure_schema(sqlite_utils.Database(self._conn), self.db_path)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -320,6 +327,55 @@ class TraceStore:
                 counts[key] = counts.get(key, 0) + 1
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
+    # -- statistics and budgets ----------------------------------------------------------------
+
+    def stats(
+        self,
+        by: str = "model",
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+    ) -> list[StatRow]:
+        """Count, error rate, latency p50/p95/p99, TTFT, tokens, cost and LLM-cache hit rate
+        per group, over spans or traces that started in ``[since, until)``; the largest
+        groups first.  See `lc_observe.stats` for what each ``by`` counts.
+
+        >>> store.stats(by="model", since=timedelta(days=1))   # doctest: +SKIP
+        >>> store.stats_df(by="user_id")                       # doctest: +SKIP
+        """
+        from . import stats
+
+        if by not in stats.GROUPS:
+            raise ValueError(f"stats(by=...) must be one of {', '.join(stats.GROUPS)}; got {by!r}")
+        if by in stats.SPAN_GROUPS:
+            where, params = _filters({}, "start_time", since, until)
+            rows = self._query(stats.span_groups_sql(by, where), params)
+            return RecordList(stats.span_stats(by, rows))
+        where, params = _filters({}, "traces.start_time", since, until)
+        traces_sql, models_sql = stats.trace_groups_sql(by, where)
+        traces = self._query(traces_sql, params)
+        models = self._query(models_sql, params)
+        return RecordList(stats.trace_stats(by, traces, models))
+
+    def budget_events(
+        self,
+        *,
+        trace_id: str | None = None,
+        per: str | None = None,
+        scope: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+    ) -> list[BudgetExceeded]:
+        """Budgets used up (`lc_observe.Budget`), oldest first."""
+        trace = None if trace_id is None else str(trace_id)
+        equals = {"trace_id": trace, "per": per, "scope": scope}
+        where, params = _filters(equals, "time", since, until)
+        sql = (
+            f"SELECT {', '.join(BUDGET_COLUMNS)} FROM budget_events "
+            f"WHERE {' AND '.join(where)} ORDER BY time, id"
+        )
+        return RecordList(BudgetExceeded.model_validate(dict(r)) for r in self._query(sql, params))
+
     # -- retention -----------------------------------------------------------------------------
 
     def purge(self, older_than: TimeLike, *, vacuum: bool = False) -> int:
@@ -334,7 +390,7 @@ class TraceStore:
         conn = self._conn
         with conn:  # one transaction; committed on success, rolled back on error
             old = "SELECT trace_id FROM traces WHERE start_time < ?"
-            for table in ("spans", "branch_events", "scores"):
+            for table in ("spans", "branch_events", "scores", "budget_events"):
                 conn.execute(f"DELETE FROM {table} WHERE trace_id IN ({old})", (cutoff,))
             deleted = conn.execute("DELETE FROM traces WHERE start_time < ?", (cutoff,)).rowcount
             conn.execute(
@@ -466,17 +522,14 @@ class TraceStore:
 
         return frame(self.branch_stats(source, **filters), BranchStat)
 
-    def stats_df(self, *args: Any, **kwargs: Any) -> Any:
-        """``self.stats(...)`` as a DataFrame (needs a version of lc_observe with `stats`)."""
-        from .views.frames import records_frame
+    def stats_df(self, by: str = "model", **kwargs: Any) -> Any:
+        """`stats` as a DataFrame, one row per group (nullable Int64 / Float64 columns).
 
-        stats = getattr(self, "stats", None)
-        if stats is None:
-            raise NotImplementedError(
-                "stats_df() needs TraceStore.stats(), which this version of lc_observe lacks; "
-                "use spans_df()/traces_df() and pandas meanwhile"
-            )
-        return records_frame(stats(*args, **kwargs))
+        >>> store.stats_df(by="graph_node")[["group", "latency_p95_ms"]]  # doctest: +SKIP
+        """
+        from .views.frames import frame
+
+        return frame(self.stats(by, **kwargs), StatRow)
 
     def plot_latency(self, by: str = "name", **kwargs: Any) -> Any:
         """Latency box plot per ``by`` group (a matplotlib Figure); see `views.charts`.

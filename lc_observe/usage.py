@@ -63,6 +63,7 @@ from .records import TOKEN_FIELDS
 
 __all__ = [
     "AUDIO_FIELDS",
+    "is_cache_hit",
     "model_and_provider",
     "observe_chunk",
     "usage_from_result",
@@ -172,6 +173,26 @@ def usage_from_result(
             out[field] = counts[field]
     out.update(names)
     return out
+
+
+def is_cache_hit(response: Any) -> bool:
+    """True when LangChain's LLM cache answered a chat model call.
+
+    On a hit, ``BaseChatModel`` returns the cached generations with ``"total_cost": 0``
+    added to each message's ``usage_metadata`` (no provider reports that key) and no
+    ``llm_output``.  A cached legacy ``BaseLLM`` prompt makes no callback at all.
+    """
+    try:
+        if getattr(response, "llm_output", None) is not None:
+            return False
+        generations = _generation_lists(response)
+        messages = [getattr(g, "message", None) for gens in generations for g in gens]
+        usages = [getattr(m, "usage_metadata", None) for m in messages]
+        return bool(usages) and all(
+            isinstance(u, Mapping) and u.get("total_cost") == 0 for u in usages
+        )
+    except Exception:
+        return False
 
 
 def observe_chunk(state: dict[str, Any] | None, chunk: Any) -> dict[str, Any] | None:

@@ -71,6 +71,34 @@ def test_traces_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert {s["trace_id"] for s in shown["spans"]} == {listed[0]["trace_id"]}
 
 
+def test_stats_and_budgets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "s.db")
+    assert main(["demo", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--by", "model", "--db", db, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["group"] == "gpt-4o-mini" and row["count"] == 2
+    assert row["input_tokens"] == 31 + 58 and row["output_tokens"] == 6 + 11
+    assert row["ttft_p95_ms"] > 0 and row["cost_usd"] > 0 and row["cache_hit_rate"] == 0
+
+    assert main(["stats", "--by", "model", "--db", db, "--since", "1h"]) == 0
+    table = capsys.readouterr().out
+    assert "gpt-4o-mini" in table and "p95 ms" in table and "ttft p95" in table
+    for module in ("rich", "rich.console", "rich.table"):  # the plain table, without rich
+        monkeypatch.setitem(sys.modules, module, None)
+    assert main(["stats", "--by", "graph_node", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["graph_node", "count", "errors"]
+    assert {line.split()[0] for line in lines[1:]} == {"router", "calculator", "retrieve", "answer"}
+    assert main(["stats", "--by", "model", "--db", db, "--until", "2000-01-01"]) == 0
+    assert "nothing recorded" in capsys.readouterr().out
+
+    assert main(["budgets", "--db", db]) == 0
+    assert "no budget used up" in capsys.readouterr().out
+
+
 def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["traces", "--db", str(tmp_path / "none.db")]) == 1
     assert "no lc_observe database" in capsys.readouterr().err

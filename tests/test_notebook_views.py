@@ -476,14 +476,15 @@ def test_dataframes_filters_and_empty_selections_keep_dtypes(demo, hostile) -> N
     assert errors["error_message"].str.contains(HOSTILE, regex=False).all()
 
 
-def test_stats_df_hook(demo) -> None:
+def test_stats_df_has_one_typed_row_per_group(demo) -> None:
     pytest.importorskip("pandas")
     store, _ = demo
-    if hasattr(store, "stats"):
-        assert len(store.stats_df()) >= 0
-    else:
-        with pytest.raises(NotImplementedError, match="stats"):
-            store.stats_df()
+    by_model = store.stats_df(by="model")
+    assert list(by_model["group"]) == [row.group for row in store.stats(by="model")]
+    assert by_model["count"].sum() == len(store.spans_df(kind="chat_model"))
+    assert str(by_model["count"].dtype) == "Int64"
+    assert str(by_model["latency_p95_ms"].dtype) == "Float64"
+    assert str(by_model["cache_hit_rate"].dtype) == "Float64"
 
 
 # -- charts ----------------------------------------------------------------------------------

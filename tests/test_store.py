@@ -99,6 +99,20 @@ def test_newer_schema_is_refused(filled: TraceStore) -> None:
         TraceStore(filled.db_path)
 
 
+def test_version_2_file_is_migrated_when_opened(filled: TraceStore) -> None:
+    with sqlite3.connect(filled.db_path) as conn:  # as lc_observe with schema 2 left it
+        conn.execute("DROP TABLE budget_events")
+        conn.execute("ALTER TABLE spans DROP COLUMN cache_hit")
+        conn.execute("PRAGMA user_version = 2")
+    store = TraceStore(filled.db_path)
+    by_kind = {row.group: row.count for row in store.stats(by="kind")}
+    assert by_kind == {"chain": 6, "prompt": 1, "chat_model": 1, "parser": 1}
+    assert store.budget_events() == []
+    assert all(span.cache_hit is None for span in store.spans())
+    with sqlite3.connect(filled.db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 def test_handler_never_writes_into_a_foreign_database(tmp_path, caplog) -> None:
     foreign = tmp_path / "app.db"
     with sqlite3.connect(foreign) as conn:

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from ..dispatch import Item
 from ..errors import StoreError
-from ..records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN
+from ..records import BUDGET_FIELDS, RECORD_BRANCH, RECORD_BUDGET, RECORD_RUNNING, RECORD_SPAN
 from ..schema import (
     BRANCH_COLUMNS,
     JSON_COLUMNS,
@@ -77,6 +77,7 @@ _TRACE_SQL = _insert_sql("traces", _TRACE_COLS)
 _RUNNING_SPAN_SQL = _insert_sql("spans", _SPAN_COLS, "INSERT OR IGNORE")
 _RUNNING_TRACE_SQL = _insert_sql("traces", _TRACE_COLS, "INSERT OR IGNORE")
 _BRANCH_SQL = _insert_sql("branch_events", _BRANCH_COLS, "INSERT")
+_BUDGET_SQL = _insert_sql("budget_events", BUDGET_FIELDS, "INSERT")
 
 
 def iso(ts: float | None) -> str | None:
@@ -150,6 +151,13 @@ def branch_row(record: dict[str, Any], limits: Limits, redact: Redact | None = N
     row["error"] = dumps_or_none(record.get("error"), limits, redact)
     row["time"] = iso(record.get("time"))
     return tuple(row.get(column) for column in _BRANCH_COLS)
+
+
+def budget_row(record: dict[str, Any]) -> tuple:
+    """The ``budget_events`` row of a budget event record (`lc_observe.budgets`)."""
+    row = {key: _bindable(record.get(key)) for key in BUDGET_FIELDS}
+    row["time"] = iso(record.get("time"))
+    return tuple(row.values())
 
 
 def _check_variable_limit(conn: sqlite3.Connection) -> None:
@@ -252,6 +260,7 @@ class SQLiteSink:
             _SPAN_SQL: [],
             _TRACE_SQL: [],
             _BRANCH_SQL: [],
+            _BUDGET_SQL: [],
         }
         limits, redact = self.limits, self.redact
         for kind, record in batch:
@@ -263,6 +272,8 @@ class SQLiteSink:
                     rows[_TRACE_SQL if final else _RUNNING_TRACE_SQL].append(trace_row(record, row))
             elif kind == RECORD_BRANCH:
                 rows[_BRANCH_SQL].append(branch_row(record, limits, redact))
+            elif kind == RECORD_BUDGET:
+                rows[_BUDGET_SQL].append(budget_row(record))
         return rows
 
     def _connect(self) -> sqlite_utils.Database:

@@ -96,6 +96,10 @@ def frame(
                 columns[column] = _column(pd, values, "string")
             continue
         columns[name] = _column(pd, [row[name] for row in rows], _dtype(info.annotation))
+    for name, computed in model.model_computed_fields.items():  # e.g. Span.tokens_per_s
+        if name not in drop:
+            values = [row[name] for row in rows]
+            columns[name] = _column(pd, values, _dtype(computed.return_type))
     return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
 
 
@@ -107,29 +111,6 @@ def _own_fields_first(model: type[BaseModel]) -> list[tuple[str, Any]]:
             inherited.update(base.model_fields)
     items = list(model.model_fields.items())
     return [i for i in items if i[0] not in inherited] + [i for i in items if i[0] in inherited]
-
-
-def records_frame(records: Any) -> pd.DataFrame:
-    """A DataFrame from whatever a stats-like API returns.
-
-    Accepts a DataFrame (returned as is), a list of pydantic models (typed by their
-    fields), a list of dicts, or a dict of ``{group: row}`` (the group becomes a column).
-    """
-    pd = require_pandas()
-    if isinstance(records, pd.DataFrame):
-        return records
-    if isinstance(records, BaseModel):
-        records = [records]
-    if isinstance(records, Mapping):
-        rows = []
-        for key, value in records.items():
-            row = value.model_dump() if isinstance(value, BaseModel) else dict(value)
-            rows.append({"group": key, **row})
-        return pd.DataFrame(rows).convert_dtypes()
-    records = list(records)
-    if records and isinstance(records[0], BaseModel):
-        return frame(records, type(records[0]))
-    return pd.DataFrame([dict(r) for r in records]).convert_dtypes()
 
 
 #: How `Span.error` becomes columns.

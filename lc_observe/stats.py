@@ -1,0 +1,200 @@
+"""Latency, TTFT, token, cost and cache statistics per group (`TraceStore.stats`).
+
+SQL selects the finished spans (or traces) of a time window through the start-time
+indexes, so the work grows with the window, not with the database; percentiles are
+computed here, exactly, on the selected values.
+
+What a group counts, by ``by``:
+
+==================== ===================================================================
+``by``               unit counted
+==================== ===================================================================
+``"model"``          chat model and LLM calls, per model name
+``"name"``           spans, per run name (chain spans carry their subtree's tokens/cost)
+``"kind"``           spans, per run type
+``"graph_node"``     LangGraph node runs, per node (``outer/inner`` inside subgraphs)
+``"user_id"``        traces, per user id (tokens/cost: each trace's totals)
+``"session_id"``     traces, per session id
+``"tag"``            traces, per tag (a trace with two tags counts in both groups)
+==================== ===================================================================
+
+Model figures (TTFT, tokens/s, cache hits, unpriced calls) always come from the model
+calls inside the group: the model spans themselves, or those of the group's traces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .langgraph import qualified
+from .model import StatRow
+
+SPAN_GROUPS = ("model", "name", "kind", "graph_node")
+TRACE_GROUPS = ("user_id", "session_id", "tag")
+GROUPS = SPAN_GROUPS + TRACE_GROUPS
+MODEL_KINDS = ("chat_model", "llm")
+_MODEL_KINDS_SQL = "kind IN ('chat_model', 'llm')"
+
+_TOKENS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
+_MODEL_COLUMNS = "kind, latency_ms, ttft_ms, output_tokens, total_tokens, cost_usd, cache_hit"
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of ascending values, linearly interpolated between the
+    closest ranks: the same as ``statistics.quantiles(values, n=100, method="inclusive")``
+    at ``q = i / 100`` and numpy's default.  None for no values."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    position = q * (n - 1)
+    low = math.floor(position)
+    if low + 1 >= n:
+        return float(sorted_values[-1])
+    fraction = position - low
+    return float(sorted_values[low] + (sorted_values[low + 1] - sorted_values[low]) * fraction)
+
+
+class _Group:
+    """Running totals of one group."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.latencies: list[float] = []
+        self.tokens = dict.fromkeys(_TOKENS, 0)
+        self.cost = 0.0
+        self.priced = 0
+        self.model_calls = 0
+        self.ttfts: list[float] = []
+        self.rates: list[float] = []
+        self.unpriced = 0
+        self.cache_hits = 0
+        self.cache_known = 0
+
+    def add_unit(self, row: Any) -> None:
+        """A span or trace of the group: count, status, latency, tokens and cost."""
+        self.count += 1
+        self.errors += row["status"] == "error"
+        if row["latency_ms"] is not None:
+            self.latencies.append(row["latency_ms"])
+        for field in _TOKENS:
+            self.tokens[field] += row[field] or 0
+        if row["cost_usd"] is not None:
+            self.cost += row["cost_usd"]
+            self.priced += 1
+
+    def add_model_call(self, row: Any) -> None:
+        """A model span inside the group: TTFT, output rate, cache, price coverage."""
+        self.model_calls += 1
+        ttft, latency, output = row["ttft_ms"], row["latency_ms"], row["output_tokens"]
+        if ttft is not None:
+            self.ttfts.append(ttft)
+            if output and latency is not None and latency > ttft:
+                self.rates.append(output * 1000.0 / (latency - ttft))
+        if row["total_tokens"] and row["cost_usd"] is None:
+            self.unpriced += 1
+        if row["cache_hit"] is not None and row["kind"] == "chat_model":
+            self.cache_known += 1
+            self.cache_hits += bool(row["cache_hit"])
+
+    def row(self, by: str, group: str | None) -> StatRow:
+        latencies = sorted(self.latencies)
+        ttfts = sorted(self.ttfts)
+        return StatRow(
+            by=by,
+            group=group,
+            count=self.count,
+            errors=self.errors,
+            error_rate=self.errors / self.count if self.count else 0.0,
+            latency_mean_ms=_mean(latencies),
+            latency_p50_ms=percentile(latencies, 0.50),
+            latency_p95_ms=percentile(latencies, 0.95),
+            latency_p99_ms=percentile(latencies, 0.99),
+            model_calls=self.model_calls,
+            ttft_mean_ms=_mean(ttfts),
+            ttft_p95_ms=percentile(ttfts, 0.95),
+            tokens_per_s=_mean(self.rates),
+            **self.tokens,
+            cost_usd=self.cost if self.priced else None,
+            cost_mean_usd=self.cost / self.priced if self.priced else None,
+            unpriced=self.unpriced,
+            cache_hits=self.cache_hits,
+            cache_hit_rate=self.cache_hits / self.cache_known if self.cache_known else None,
+        )
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return math.fsum(values) / len(values) if values else None
+
+
+def span_groups_sql(by: str, where: list[str]) -> str:
+    """The query for a span grouping (``where`` holds the time-window clauses)."""
+    clauses = [*where, "status != 'running'"]
+    if by == "model":
+        clauses.append(_MODEL_KINDS_SQL)
+    elif by == "graph_node":
+        clauses.append(
+            "graph_node IS NOT NULL AND name = graph_node AND EXISTS "
+            "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%')"
+        )
+    key = {"graph_node": "graph_node, checkpoint_ns"}.get(by, f"{by} AS grp")
+    return (
+        f"SELECT {key}, status, {', '.join(_TOKENS)}, {_MODEL_COLUMNS} "
+        f"FROM spans WHERE {' AND '.join(clauses)}"
+    )
+
+
+def trace_groups_sql(by: str, where: list[str]) -> tuple[str, str]:
+    """The queries for a trace grouping: the traces, then their model spans."""
+    clauses = [*where, "status != 'running'"]
+    source = "traces"
+    key = f"{by} AS grp"
+    if by == "tag":
+        source, key = "traces, json_each(traces.tags) AS tag", "tag.value AS grp"
+    traces_sql = (
+        f"SELECT {key}, trace_id, status, latency_ms, {', '.join(_TOKENS)}, cost_usd "
+        f"FROM {source} WHERE {' AND '.join(clauses)}"
+    )
+    models_sql = (
+        f"SELECT trace_id, {_MODEL_COLUMNS} FROM spans WHERE {_MODEL_KINDS_SQL} "
+        "AND status != 'running' AND trace_id IN "
+        f"(SELECT trace_id FROM traces WHERE {' AND '.join(clauses)})"
+    )
+    return traces_sql, models_sql
+
+
+def span_stats(by: str, rows: Iterable[Any]) -> list[StatRow]:
+    """Statistics of span rows from `span_groups_sql`."""
+    groups: dict[str | None, _Group] = {}
+    for row in rows:
+        if by == "graph_node":
+            key = qualified(row["graph_node"], row["checkpoint_ns"])
+        else:
+            key = row["grp"]
+        group = groups.get(key) or groups.setdefault(key, _Group())
+        group.add_unit(row)
+        if row["kind"] in MODEL_KINDS:
+            group.add_model_call(row)
+    return _rows(by, groups)
+
+
+def trace_stats(by: str, traces: Iterable[Any], model_spans: Iterable[Any]) -> list[StatRow]:
+    """Statistics of trace rows and their model spans from `trace_groups_sql`."""
+    groups: dict[str | None, _Group] = {}
+    members: dict[str, list[_Group]] = {}
+    for row in traces:
+        key = row["grp"] if row["grp"] is None else str(row["grp"])
+        group = groups.get(key) or groups.setdefault(key, _Group())
+        group.add_unit(row)
+        members.setdefault(row["trace_id"], []).append(group)
+    for row in model_spans:
+        for group in members.get(row["trace_id"], ()):
+            group.add_model_call(row)
+    return _rows(by, groups)
+
+
+def _rows(by: str, groups: dict[str | None, _Group]) -> list[StatRow]:
+    ordered = sorted(groups.items(), key=lambda item: (-item[1].count, str(item[0])))
+    return [group.row(by, key) for key, group in ordered]
