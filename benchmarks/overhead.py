@@ -129,10 +129,18 @@ def _obs_sqlite(env: Env) -> Setup:
     return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
 
 
+def _obs_sqlite_langsmith(env: Env) -> Setup:
+    path = os.path.join(env.tmpdir, f"obs-{len(os.listdir(env.tmpdir))}.db")
+    client = _langsmith_client(env)
+    handler = ObsHandler(path, handle_sigterm=False, langsmith=client, project_name="bench")
+    return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
+
+
 NONE = "no callbacks"
 RUN_COLLECTOR = "RunCollector"
 TRACER = "LangChainTracer"
 OBS = "ObsHandler (SQLite)"
+OBS_MIRROR = "ObsHandler + LangSmith mirror"
 
 #: name -> factory.  The first entry is the baseline every added cost is measured against.
 CONFIGS: dict[str, Callable[[Env], Setup]] = {
@@ -143,11 +151,15 @@ CONFIGS: dict[str, Callable[[Env], Setup]] = {
     TRACER: _langchain_tracer,
     OBS: _obs_sqlite,
     "ObsHandler (null sink)": _obs_null,  # diagnostic: the SQLite writer's share of OBS
-    # "ObsHandler + LangSmith mirror": _obs_langsmith_mirror,  # when the sink lands
+    OBS_MIRROR: _obs_sqlite_langsmith,
 }
 
 #: (config, reference, target): the config's added cost must be <= target x the reference's.
-TARGETS: list[tuple[str, str, float]] = [(OBS, RUN_COLLECTOR, 1.0), (OBS, TRACER, 0.3)]
+TARGETS: list[tuple[str, str, float]] = [
+    (OBS, RUN_COLLECTOR, 1.0),
+    (OBS, TRACER, 0.3),
+    (OBS_MIRROR, TRACER, 0.6),
+]
 
 
 # -- the LangSmith stand-in --------------------------------------------------------------------

@@ -170,6 +170,7 @@ def build_db(path: str, n_spans: int, seed: int = 7) -> None:
                         *usage,
                         SPANS_PER_TRACE if index == 0 else 1,
                         4 if failed and index == 0 else int(error),
+                        (rng.random() < 0.1) if kind == "chat_model" else None,  # cache_hit
                     )
                 )
             root = spans[-SPANS_PER_TRACE]
@@ -240,15 +241,31 @@ QUERIES: dict[str, QueryFn] = {
 }
 
 # ---------------------------------------------------------------------------------------------
-# OPTIONAL: analysis queries, measured when the installed TraceStore has the method.
-# `stats(by="model")` does not exist yet: when it lands, it is picked up from here (adjust the
-# call if its signature differs).  These aggregate over the whole database, so their time is
-# expected to grow with it; the interesting figure is how fast.
+# OPTIONAL: analysis queries, measured when the installed TraceStore has the method.  The
+# whole-database ones are expected to grow with it (the interesting figure is how fast); a
+# window holding the same number of spans at every size should not grow with the database.
 # ---------------------------------------------------------------------------------------------
+DAY = (START + timedelta(days=3), START + timedelta(days=4))
 OPTIONAL: dict[str, tuple[str, QueryFn]] = {
-    'stats(by="model")': ("stats", lambda store, tid: store.stats(by="model")),
+    'stats(by="model") all': ("stats", lambda store, tid: store.stats(by="model")),
+    'stats(by="model") 1 day': (
+        "stats",
+        lambda store, tid: store.stats(by="model", since=DAY[0], until=DAY[1]),
+    ),
+    'stats(by="model") ~1.4k-span window': (
+        "stats",
+        lambda store, tid: store.stats(
+            by="model", since=DAY[0], until=DAY[0] + FIXED_WINDOW[store.db_path]
+        ),
+    ),
+    'stats(by="user_id") 1 day': (
+        "stats",
+        lambda store, tid: store.stats(by="user_id", since=DAY[0], until=DAY[1]),
+    ),
     "branch_stats()": ("branch_stats", lambda store, tid: store.branch_stats()),
 }
+#: db path -> a window holding as many spans as one day of the smallest database (set in run).
+FIXED_WINDOW: dict[str, timedelta] = {}
 
 
 def trace_ids(path: str, count: int, seed: int) -> list[str]:
@@ -345,6 +362,8 @@ def main() -> None:
 
 def run(paths: dict[int, str], rounds: int, per_round: int, verbose: bool) -> None:
     stores = {size: TraceStore(path) for size, path in paths.items()}
+    for size, store in stores.items():
+        FIXED_WINDOW[store.db_path] = timedelta(days=min(paths) / size)
     queries = dict(QUERIES)
     missing = []
     for label, (method, query) in OPTIONAL.items():

@@ -44,8 +44,24 @@ DEFAULT_KEY_PATTERN = (
 )
 
 
-#: Literals one of which every default pattern contains (a cheap test before the regex).
-_PATTERN_LITERALS = ("sk-", "Bearer", "AKIA", "ASIA", "gh", "xox", "AIza", "lsv2_", "-----BEGIN")
+#: Literals that occur in every match of a default pattern: a pattern runs only on text
+#: that holds one of its literals (``str.__contains__`` is far cheaper than a regex scan).
+_GATES: dict[str, tuple[str, ...]] = dict(
+    zip(
+        DEFAULT_PATTERNS,
+        (
+            ("sk-",),
+            ("Bearer",),
+            ("AKIA", "ASIA"),
+            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+            ("xox",),
+            ("AIza",),
+            ("lsv2_",),
+            ("-----BEGIN",),
+        ),
+        strict=True,
+    )
+)
 #: A JSON key ending in a secret word ends like one of these (lower-cased).
 _KEY_WORDS = (
     'key"',
@@ -85,16 +101,20 @@ class Redactor:
         replacement: str = REPLACEMENT,
     ) -> None:
         self.patterns = tuple(patterns)
+        gated = [p for p in self.patterns if p in _GATES]
+        others = [p for p in self.patterns if p not in _GATES]
         try:
-            joined = "|".join(f"(?:{p})" for p in self.patterns)
-            self._text = re.compile(joined) if self.patterns else None
+            # Default patterns each behind their literals; other patterns as one regex.
+            self._gated = [(_GATES[p], re.compile(p)) for p in gated]
+            self._literals = tuple(lit for p in gated for lit in _GATES[p])
+            joined = "|".join(f"(?:{p})" for p in others)
+            self._ungated = re.compile(joined) if others else None
             self._key = re.compile(key_pattern) if key_pattern else None
         except re.error as exc:
             raise ValueError(f"invalid redaction pattern: {exc}") from None
         self.replacement = replacement
         # Candidates for the default key rule in JSON text: a secret word ending a key.
         self._key_candidates = _KEY_CANDIDATES if key_pattern == DEFAULT_KEY_PATTERN else None
-        self._literals = _PATTERN_LITERALS if self.patterns == DEFAULT_PATTERNS else None
 
     def redact_json_text(self, text: str) -> str | None:
         """Redact serialized JSON directly when no secret-looking key occurs in it.
@@ -106,7 +126,10 @@ class Redactor:
             if self._key_candidates is None:
                 return None
             lowered = text.lower()
-            if not any(word in lowered for word in _KEY_WORDS):
+            for word in _KEY_WORDS:
+                if word in lowered:
+                    break
+            else:
                 return self.text(text)
             for match in self._key_candidates.finditer(text):
                 start = text.rfind('"', 0, match.start()) + 1
@@ -116,11 +139,15 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """Redact secret substrings of one string."""
-        if self._text is None:
-            return value
-        if self._literals is not None and not any(lit in value for lit in self._literals):
-            return value  # none of the default patterns can match: skip the regex scan
-        return self._text.sub(self.replacement, value)
+        for literal in self._literals:  # a plain loop: cheaper than any() on a generator
+            if literal in value:
+                for literals, pattern in self._gated:
+                    if any(lit in value for lit in literals):
+                        value = pattern.sub(self.replacement, value)
+                break
+        if self._ungated is not None:
+            value = self._ungated.sub(self.replacement, value)
+        return value
 
     def is_secret_key(self, key: str) -> bool:
         return self._key is not None and bool(self._key.fullmatch(key.lower().replace("-", "_")))
