@@ -18,6 +18,7 @@ to turn it off, a list of extra regular expressions to add to the defaults, or a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,7 +34,8 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
     r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API keys
     r"\blsv2_(?:pt|sk)_[A-Za-z0-9_]{20,}",  # LangSmith keys
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    # PEM private keys; [^"] keeps a match inside one JSON string when JSON text is redacted
+    r'-----BEGIN [A-Z ]*PRIVATE KEY-----[^"]*?-----END [A-Z ]*PRIVATE KEY-----',
 )
 
 #: Dict keys whose values are secrets (compared lower-cased, ``-`` read as ``_``).
@@ -113,6 +115,7 @@ class Redactor:
         except re.error as exc:
             raise ValueError(f"invalid redaction pattern: {exc}") from None
         self.replacement = replacement
+        self._key_cache: dict[str, bool] = {}
         # Candidates for the default key rule in JSON text: a secret word ending a key.
         self._key_candidates = _KEY_CANDIDATES if key_pattern == DEFAULT_KEY_PATTERN else None
 
@@ -130,12 +133,23 @@ class Redactor:
                 if word in lowered:
                     break
             else:
-                return self.text(text)
+                return self._json_text(text)
             for match in self._key_candidates.finditer(text):
                 start = text.rfind('"', 0, match.start()) + 1
                 if self.is_secret_key(text[start : match.end() - len(match.group(1))]):
                     return None
-        return self.text(text)
+        return self._json_text(text)
+
+    def _json_text(self, text: str) -> str | None:
+        """Redacted JSON text, or None when a replacement broke the JSON (a pattern such as
+        a PEM block may span from one string to another): then redact the structure."""
+        redacted = self.text(text)
+        if redacted is not text and redacted != text:
+            try:
+                json.loads(redacted)
+            except ValueError:
+                return None
+        return redacted
 
     def text(self, value: str) -> str:
         """Redact secret substrings of one string."""
@@ -150,7 +164,15 @@ class Redactor:
         return value
 
     def is_secret_key(self, key: str) -> bool:
-        return self._key is not None and bool(self._key.fullmatch(key.lower().replace("-", "_")))
+        """Whether values under dict key ``key`` are secrets (cached: keys repeat a lot)."""
+        if self._key is None:
+            return False
+        known = self._key_cache.get(key)
+        if known is None:
+            known = bool(self._key.fullmatch(key.lower().replace("-", "_")))
+            if len(self._key_cache) < 10_000:
+                self._key_cache[key] = known
+        return known
 
     def __call__(self, value: Any) -> Any:
         """Return a redacted copy of a JSON-safe ``value``."""

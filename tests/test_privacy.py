@@ -127,3 +127,22 @@ def test_sampling_keeps_or_drops_whole_traces_consistently(db_path) -> None:
 def test_sample_rate_validated() -> None:
     with pytest.raises(ValueError, match="sample_rate must be between 0 and 1"):
         ObsHandler(None, sinks=[object()], sample_rate=1.5)
+
+
+def test_pem_markers_in_two_strings_do_not_swallow_the_json_between(db_path) -> None:
+    """Stored JSON is redacted as text; a match must never run from one string into
+    another (it would drop keys silently)."""
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"
+    inputs = {
+        "a": "starts -----BEGIN RSA PRIVATE KEY----- here",
+        "b": "ends -----END RSA PRIVATE KEY----- there",
+        "key_file": f"see {pem} above",
+    }
+    with ObsHandler(db_path) as handler:
+        RunnableLambda(lambda x: "ok", name="pem").invoke(inputs, {"callbacks": [handler]})
+    (span,) = TraceStore(db_path).spans(name="pem")
+    assert span.inputs == {
+        "a": inputs["a"],
+        "b": inputs["b"],
+        "key_file": "see [REDACTED] above",
+    }

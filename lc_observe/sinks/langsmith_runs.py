@@ -195,6 +195,11 @@ class RunBuilder:
             except Exception:
                 data = None
             if data is not None and len(data) <= self.limits.max_field_chars:
+                by_text = getattr(self.redact, "redact_json_text", None)
+                if by_text is not None:  # redact the text in one pass, not string by string
+                    text = by_text(data.decode())
+                    if text is not None:
+                        return json.loads(text)
                 safe = json.loads(data)
                 if self.redact is None:
                     return safe
