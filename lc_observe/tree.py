@@ -18,7 +18,7 @@ def _ms(value: float | None) -> str:
 
 
 def describe_span(span: Span) -> str:
-    """One line: name, kind, graph node/step, status, latency, tokens and cost."""
+    """One line: name, kind, graph node/step, status, latency, TTFT, tokens, cost, cache."""
     parts = [f"{span.name} [{span.kind}]"]
     if span.graph_node is not None and span.graph_node != span.name:
         parts.append(f"node={span.graph_node}")
@@ -26,12 +26,16 @@ def describe_span(span: Span) -> str:
         parts.append(f"step={span.graph_step}")
     parts.append(_STATUS_MARK.get(span.status, span.status))
     parts.append(_ms(span.latency_ms))
+    if span.ttft_ms is not None:
+        parts.append(f"ttft {_ms(span.ttft_ms)}")
     if span.model:
         parts.append(span.model)
     if span.total_tokens:
         parts.append(f"{span.total_tokens} tok")
     if span.cost_usd is not None:
         parts.append(f"${span.cost_usd:.6f}")
+    if span.cache_hit:
+        parts.append("cache hit")
     if span.error is not None and span.status == "error":
         parts.append(f"{span.error.type}: {span.error.message}"[:200])
     return "  ".join(parts)

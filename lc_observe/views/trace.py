@@ -215,6 +215,8 @@ def _payload(span: Span) -> str:
         ("model", f"{span.provider or '?'} / {span.model}" if span.model else None),
         ("tokens in/out", _in_out(span)),
         ("time to first token", fmt_ms(span.ttft_ms) if span.ttft_ms is not None else None),
+        ("output rate", f"{span.tokens_per_s:,.0f} tokens/s" if span.tokens_per_s else None),
+        ("LLM cache", "hit (no tokens, no cost)" if span.cache_hit else None),
         (
             "user / session",
             " / ".join(v or "–" for v in (span.user_id, span.session_id))
