@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
 import statistics
@@ -145,8 +146,12 @@ def build_agent() -> Any:
     return builder.compile(name="bench_agent")
 
 
+_asked = itertools.count(1)
+
+
 def agent_input() -> dict[str, Any]:
-    return {"question": QUESTION, "history": list(HISTORY)}
+    """A new question each call (numbered), so no two traces carry identical payloads."""
+    return {"question": f"{QUESTION} (#{next(_asked)})", "history": list(HISTORY)}
 
 
 class CountingHandler(BaseCallbackHandler):

@@ -117,7 +117,26 @@ def _bindable(value: Any) -> Any:
 _PLAIN = frozenset({str, float, type(None)})  # ints go through _bindable: 64-bit range
 
 
-def span_row(record: dict[str, Any], limits: Limits, redact: Redact | None = None) -> tuple:
+def _payload(value: Any, limits: Limits, redact: Redact | None, memo: dict[int, Any] | None) -> Any:
+    """Inputs/outputs as JSON text.  LangChain hands the same object to a run and its first
+    child (a sequence and its first step ...): ``memo`` (one batch, whose records keep the
+    objects alive, so ids are not reused) serializes each object once."""
+    if value is None:
+        return None
+    if memo is None or not isinstance(value, (dict, list)):
+        return dumps(value, limits, redact)
+    text = memo.get(id(value))
+    if text is None:
+        text = memo[id(value)] = dumps(value, limits, redact)
+    return text
+
+
+def span_row(
+    record: dict[str, Any],
+    limits: Limits,
+    redact: Redact | None = None,
+    memo: dict[int, Any] | None = None,
+) -> tuple:
     """The ``spans`` row of a span record, in `SPAN_COLUMNS` order (serialized, redacted)."""
     error = record["error"] or {}
     row: dict[str, Any] = {}
@@ -129,8 +148,8 @@ def span_row(record: dict[str, Any], limits: Limits, redact: Redact | None = Non
     row["error_type"] = error.get("type")
     row["error_message"] = _redacted_text(error.get("message"), redact)
     row["error_traceback"] = _redacted_text(error.get("traceback"), redact)
-    row["inputs"] = dumps_or_none(record["inputs"], limits, redact)
-    row["outputs"] = dumps_or_none(record["outputs"], limits, redact)
+    row["inputs"] = _payload(record["inputs"], limits, redact, memo)
+    row["outputs"] = _payload(record["outputs"], limits, redact, memo)
     row["tags"] = dumps(record["tags"] or [], limits, redact)
     row["metadata"] = dumps(record["metadata"] or {}, limits, redact)
     return tuple(map(row.get, _SPAN_COLS))
@@ -263,9 +282,10 @@ class SQLiteSink:
             _BUDGET_SQL: [],
         }
         limits, redact = self.limits, self.redact
+        memo: dict[int, Any] = {}
         for kind, record in batch:
             if kind in (RECORD_SPAN, RECORD_RUNNING):
-                row = span_row(record, limits, redact)
+                row = span_row(record, limits, redact, memo)
                 final = kind == RECORD_SPAN
                 rows[_SPAN_SQL if final else _RUNNING_SPAN_SQL].append(row)
                 if record["parent_id"] is None:
