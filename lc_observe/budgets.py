@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -118,7 +119,7 @@ class BudgetTracker:
         self.budgets = tuple(budgets)
         self.raises = any(b.action == "raise" for b in self.budgets)
         self.max_scopes = max_scopes
-        self._spend: dict[tuple[int, str], _Spend] = {}  # least recently charged first
+        self._spend: OrderedDict[tuple[int, str], _Spend] = OrderedDict()  # oldest charge first
         self._day = _today()
         self._lock = threading.Lock()
 
@@ -158,8 +159,11 @@ class BudgetTracker:
                 if scope is None:
                     continue
                 key = (index, scope)
-                spend = self._spend.pop(key, None) or _Spend()
-                self._spend[key] = spend  # most recently charged last
+                spend = self._spend.get(key)
+                if spend is None:
+                    spend = self._spend[key] = _Spend()
+                else:
+                    self._spend.move_to_end(key)  # most recently charged last
                 spend.cost += cost
                 spend.tokens += tokens
                 if spend.exceeded is None:
@@ -167,7 +171,7 @@ class BudgetTracker:
                     if spend.exceeded is not None:
                         events.append((budget, spend.exceeded))
             while len(self._spend) > self.max_scopes:
-                del self._spend[next(iter(self._spend))]
+                self._spend.popitem(last=False)
         return events
 
     def trace_ended(self, trace_id: str) -> None:

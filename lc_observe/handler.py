@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -250,7 +251,9 @@ class ObsHandler(BaseCallbackHandler):
         all_sinks.extend(self._mirrors)
         # Dotted-order links of recent runs (LangSmith mirror only; see _start).
         mirrored = any(mirror.label == "langsmith" for mirror in self._mirrors)
-        self._ls_orders: dict[UUID, tuple] | None = {} if mirrored else None
+        # FIFO caches are OrderedDicts: popping a plain dict's oldest key again and again
+        # scans the deleted slots before it (measured: 8 us per pop at 10k entries).
+        self._ls_orders: OrderedDict[int, tuple] | None = OrderedDict() if mirrored else None
         if not all_sinks:
             raise ValueError(
                 "ObsHandler(db_path=None) needs at least one sink: pass sinks=[...] "
@@ -274,14 +277,16 @@ class ObsHandler(BaseCallbackHandler):
             raise ValueError("max_open_runs must be >= 1 and open_run_ttl > 0 seconds")
         self.max_open_runs = max_open_runs
         self.open_run_ttl = open_run_ttl
-        self._runs: dict[UUID, dict[str, Any]] = {}  # open runs, oldest first
+        # Open runs, oldest first.  Run-keyed maps use ``run_id.int``: hashing a UUID runs
+        # Python code (~0.7 us), an int's hash does not, and a run does ~6 lookups.
+        self._runs: dict[int, dict[str, Any]] = {}
         self._starts = 0
         self._abandoned = 0
         self._sampled_out = 0
         self._dispatcher.before_exit.append(self._submit_open_runs)
         if handle_sigterm:
             install_sigterm_exit()
-        self._ended: dict[UUID, str] = {}  # recently ended run -> trace_id
+        self._ended: OrderedDict[int, str] = OrderedDict()  # recently ended run -> trace_id
         self._rollup_lock = threading.Lock()  # children may finish in parallel threads
         self._internal_errors = 0
         self._last_error: tuple[BaseException | None, dict[str, Any] | None] = (None, None)
@@ -361,12 +366,13 @@ class ObsHandler(BaseCallbackHandler):
         tags: list[str] | None,
         metadata: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        parent_key = parent_run_id.int if parent_run_id is not None else None
+        parent = self._runs.get(parent_key) if parent_key is not None else None
         span_id = str(run_id)
         if parent is not None:
             trace_id, parent_id = parent["trace_id"], parent["span_id"]
-        elif parent_run_id is not None and parent_run_id in self._ended:
-            trace_id, parent_id = self._ended[parent_run_id], str(parent_run_id)
+        elif parent_key is not None and parent_key in self._ended:
+            trace_id, parent_id = self._ended[parent_key], str(parent_run_id)
         else:  # a root, or a parent this handler never saw: LangChain's tracers do the same
             trace_id, parent_id = span_id, None
         if self.hide_inputs:
@@ -380,7 +386,7 @@ class ObsHandler(BaseCallbackHandler):
         record["_sampled"] = (
             self._sample_below >= 2**32 or zlib.crc32(trace_id.encode()) < self._sample_below
         )
-        record["_parent"] = parent_run_id if parent is not None else None
+        record["_parent"] = parent_key if parent is not None else None
         if self._ls_orders is not None:
             # LangSmith mirror: a run's dotted order lists every ancestor's (start, id).
             # Link to the parent's tuple here (~0.2 us); the sink formats it on its thread.
@@ -388,11 +394,11 @@ class ObsHandler(BaseCallbackHandler):
             orders = self._ls_orders
             up = parent.get("_ls_order") if parent is not None else None
             if up is None and parent_id is not None:
-                up = orders.get(parent_run_id)  # type: ignore[arg-type]
-            record["_ls_order"] = orders[run_id] = (up, record["start_time"], span_id)
+                up = orders.get(parent_key)  # type: ignore[arg-type]
+            record["_ls_order"] = orders[run_id.int] = (up, record["start_time"], span_id)
             if len(orders) > _RECENT_ENDED:
-                with contextlib.suppress(RuntimeError, KeyError, StopIteration):
-                    del orders[next(iter(orders))]
+                with contextlib.suppress(KeyError):
+                    orders.popitem(last=False)
         record["user_id"] = _as_id(meta.get("user_id")) or self.user_id
         session = self.session_id
         for key in _SESSION_KEYS:
@@ -404,7 +410,7 @@ class ObsHandler(BaseCallbackHandler):
             record["graph_node"], record["graph_step"], record["checkpoint_ns"] = graph_fields(meta)
             if parent is not None and parent["graph_node"] is None:
                 parent["graph_name"] = parent["name"]  # the parent runs a graph's nodes
-        self._runs[run_id] = record
+        self._runs[run_id.int] = record
         self._starts += 1
         if len(self._runs) > self.max_open_runs or not self._starts & 1023:
             self._evict_stale_runs()
@@ -443,7 +449,7 @@ class ObsHandler(BaseCallbackHandler):
         outputs: Any = None,
         error: BaseException | None = None,
     ) -> None:
-        record = self._runs.pop(run_id, None)
+        record = self._runs.pop(run_id.int, None)
         if record is None:
             return
         record["end_time"] = time.time()
@@ -457,9 +463,10 @@ class ObsHandler(BaseCallbackHandler):
             if status == "error":
                 record["error_count"] += 1
         self._roll_up(record)
-        self._ended[run_id] = record["trace_id"]
+        self._ended[run_id.int] = record["trace_id"]
         if len(self._ended) > _RECENT_ENDED:
-            self._ended.pop(next(iter(self._ended)), None)
+            with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
+                self._ended.popitem(last=False)
         if not record["_sampled"]:
             self._sampled_out += 1
             if record["parent_id"] is None:
@@ -550,7 +557,7 @@ class ObsHandler(BaseCallbackHandler):
 
     def _late_inputs(self, run_id: UUID, new_inputs: Any) -> None:
         """Streamed runs report their inputs only when they end (or fail)."""
-        record = self._runs.get(run_id) if new_inputs is not None else None
+        record = self._runs.get(run_id.int) if new_inputs is not None else None
         if record is not None:
             data = new_inputs if isinstance(new_inputs, dict) else {"input": new_inputs}
             record["inputs"] = _hidden(self.hide_inputs, data) if self.hide_inputs else data
@@ -643,7 +650,7 @@ class ObsHandler(BaseCallbackHandler):
 
     @_never_raise
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        record = self._runs.get(run_id)
+        record = self._runs.get(run_id.int)
         if record is None:
             return
         if record["ttft_ms"] is None:
@@ -654,7 +661,7 @@ class ObsHandler(BaseCallbackHandler):
 
     @_never_raise
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        record = self._runs.get(run_id)
+        record = self._runs.get(run_id.int)
         if record is not None:
             self._record_usage(record, response)
         self._end(run_id, "ok", response)

@@ -152,7 +152,8 @@ class GraphTracker:
     # -- handler hooks ---------------------------------------------------------------------
 
     def on_start(self, record: dict[str, Any]) -> None:
-        if record["graph_node"] is None or not _is_node_run(record):
+        record["_node_run"] = node_run = _is_node_run(record)  # once, not at every end
+        if not node_run:
             return
         state = self._traces.get(record["trace_id"])
         if state is None:
@@ -164,10 +165,10 @@ class GraphTracker:
         """Events decided by the run that just ended (``parent``: its open parent record)."""
         if record["graph_node"] is None:
             return []
-        if _is_node_run(record):
+        if record.get("_node_run"):
             return self._command(record)
         index = _branch_index(record["tags"])
-        if index is None or parent is None or not _is_node_run(parent):
+        if index is None or parent is None or not parent.get("_node_run"):
             return []
         return self._conditional(record, parent, index)
 

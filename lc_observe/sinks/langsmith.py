@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -139,8 +140,9 @@ class LangSmithSink(NetworkSink):
         self.builder = RunBuilder(self.project_name, limits, redact)
         self.cache_size = cache_size
         self._errors = _ErrorCapture(self.client)
-        self._sent: dict[str, dict[str, Any]] = {}  # span id -> skeleton of the sent run
-        self._created: dict[str, None] = {}  # span ids created while still running
+        # span id -> skeleton of the sent run; span ids created while still running
+        self._sent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._created: OrderedDict[str, None] = OrderedDict()
         quiet_on_mirror_threads("langsmith.client", self.label)
 
     # -- NetworkSink -----------------------------------------------------------------------
@@ -204,4 +206,4 @@ class LangSmithSink(NetworkSink):
             self._created[span_id] = None
         for cache in (self._sent, self._created):
             while len(cache) > self.cache_size:
-                del cache[next(iter(cache))]
+                cache.popitem(last=False)

@@ -16,6 +16,7 @@ an event named ``"langgraph.branch"`` and an entry in ``extra.metadata.lc_observ
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -93,7 +94,7 @@ class RunBuilder:
         self.limits = limits or Limits()
         self.redact = redact
         self.cache_size = cache_size
-        self._orders: dict[str, str] = {}
+        self._orders: OrderedDict[str, str] = OrderedDict()
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -181,7 +182,7 @@ class RunBuilder:
             text = segment if parent is None else f"{self._format(parent)}.{segment}"
             self._orders[span_id] = text
             if len(self._orders) > self.cache_size:
-                del self._orders[next(iter(self._orders))]
+                self._orders.popitem(last=False)
         return text
 
     # -- values ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ exported travels on a zero-length ``langgraph.branch`` child span.  At most
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +126,7 @@ class OtlpSink(NetworkSink):
         self.max_pending = max_pending
         self._traces: dict[str, _Trace] = {}  # waiting for their root, oldest first
         self._pending = 0
-        self._exported: dict[str, None] = {}  # recently exported traces
+        self._exported: OrderedDict[str, None] = OrderedDict()  # recently exported traces
 
     # -- NetworkSink -----------------------------------------------------------------------
 
@@ -183,7 +184,7 @@ class OtlpSink(NetworkSink):
             records += len(trace.spans) + len(trace.branches)
             self._exported[trace_id] = None
             if len(self._exported) > 10_000:
-                del self._exported[next(iter(self._exported))]
+                self._exported.popitem(last=False)
         if late.spans or late.branches:
             spans.extend(self.builder.spans(late.spans, late.branches))
             known = {record["span_id"] for record in late.spans}
