@@ -31,8 +31,9 @@ from lc_observe.records import RECORD_BRANCH, RECORD_SPAN, new_span_record
 from lc_observe.schema import SCHEMA_VERSION
 from lc_observe.sinks.langsmith import LangSmithSink
 from lc_observe.sinks.langsmith_runs import BRANCH_EVENT, BRANCHES_KEY
+from lc_observe.testing import LangSmithStandIn as FakeLangSmith
 
-from .loopback import FakeLangSmith, free_port_url, langsmith_client
+from .loopback import free_port_url, langsmith_client
 
 PROJECT = "lc-observe-tests"
 
