@@ -53,6 +53,7 @@ class DispatchStats:
     dropped: int = 0
     failed: int = 0
     queued: int = 0
+    in_flight: int = 0  # records of the batch the worker is exporting right now
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -149,6 +150,7 @@ class Dispatcher:
         self._count_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._busy = False  # the worker holds a batch it has not finished exporting
+        self._in_flight = 0
         self._enqueued = 0
         self._dropped = 0
         self._written = 0
@@ -225,6 +227,7 @@ class Dispatcher:
             dropped=self._dropped,
             failed=self._failed,
             queued=sum(1 for kind, _ in list(self._queue) if kind is not _FLUSH),
+            in_flight=self._in_flight,
         )
 
     # -- worker --------------------------------------------------------------------------------
@@ -286,7 +289,9 @@ class Dispatcher:
             except IndexError:
                 pass
             if batch:
+                self._in_flight = len(batch)
                 self._export(batch)
+                self._in_flight = 0
             self._busy = False
             for marker in markers:
                 marker.set()

@@ -329,7 +329,7 @@ class ObsHandler(BaseCallbackHandler):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters: ``enqueued``, ``written``, ``dropped``, ``failed``, ``queued``,
+        """Counters: ``enqueued``, ``written``, ``dropped``, ``failed``, ``queued``, ``in_flight``,
         ``open_runs``, ``abandoned``, ``sampled_out`` and ``internal_errors``; per network
         mirror (``"langsmith"``, ``"otlp"``) a dict of ``sent``, ``failed``, ``retries``,
         ``dropped``, ``queued`` and ``last_error``."""

@@ -36,6 +36,7 @@ def test_flush_waits_for_everything_submitted_before_it() -> None:
         "dropped": 0,
         "failed": 0,
         "queued": 0,
+        "in_flight": 0,
     }
     assert dispatcher.close(5) and sink.closed
 

@@ -80,9 +80,9 @@ class ForwardingSink:
             self.sink.cancel()
             logger.warning(
                 "lc_observe: %s mirror stopped with %d records not sent after %.1f s "
-                "(endpoint slow or down); see handler.stats[%r]",
+                "(endpoint slow or down; they count as failed); see handler.stats[%r]",
                 self.label,
-                self.dispatcher.stats().queued,
+                self.dispatcher.stats().queued + self.dispatcher.stats().in_flight,
                 timeout,
                 self.label,
             )

@@ -184,6 +184,6 @@ class NetworkSink:
 
 
 def _describe(error: BaseException) -> str:
-    """The first line of an error, short (client errors append request details)."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+    """An error on one line, short (client errors wrap their cause over several lines)."""
+    text = " ".join(line.strip() for line in str(error).strip().splitlines())
+    return f"{type(error).__name__}: {text}"[:300]
