@@ -52,7 +52,7 @@ class State(TypedDict, total=False):
 
 def build_graph() -> Any:
     """router -> (conditional edge) -> calculator | chat -> END: 5 callback runs per invoke."""
-    model = fake_model()
+    model = fake_model(token_delay=0.0)
 
     def router(state: State) -> State:
         return {}

@@ -123,17 +123,14 @@ def _obs_null(env: Env) -> Setup:
     return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
 
 
-def _obs_sqlite(env: Env) -> Setup:
+def _obs_sqlite(env: Env, **options: Any) -> Setup:
     path = os.path.join(env.tmpdir, f"obs-{len(os.listdir(env.tmpdir))}.db")
-    handler = ObsHandler(path, handle_sigterm=False)
+    handler = ObsHandler(path, handle_sigterm=False, **options)
     return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
 
 
 def _obs_sqlite_langsmith(env: Env) -> Setup:
-    path = os.path.join(env.tmpdir, f"obs-{len(os.listdir(env.tmpdir))}.db")
-    client = _langsmith_client(env)
-    handler = ObsHandler(path, handle_sigterm=False, langsmith=client, project_name="bench")
-    return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
+    return _obs_sqlite(env, langsmith=_langsmith_client(env), project_name="bench")
 
 
 NONE = "no callbacks"

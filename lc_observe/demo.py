@@ -108,8 +108,9 @@ class DemoChatModel(GenericFakeChatModel):
         yield ChatGenerationChunk(message=last)
 
 
-def fake_model() -> GenericFakeChatModel:
-    """A chat model from langchain-core's fakes that answers from a fixed script."""
+def fake_model(token_delay: float = 0.001) -> GenericFakeChatModel:
+    """A chat model from langchain-core's fakes that answers from a fixed script, streaming
+    word by word ``token_delay`` seconds apart."""
     replies = [
         AIMessage(
             content="The answer is 42.",
@@ -122,7 +123,7 @@ def fake_model() -> GenericFakeChatModel:
             response_metadata={"model_name": "gpt-4o-mini"},
         ),
     ]
-    return DemoChatModel(messages=itertools.cycle(replies), streaming=True, token_delay=0.001)
+    return DemoChatModel(messages=itertools.cycle(replies), streaming=True, token_delay=token_delay)
 
 
 def build_graph(model: Any = None) -> Any:

@@ -112,7 +112,18 @@ class BranchEvent(BaseModel):
         return branch_html(self)
 
 
-class BranchStat(BaseModel):
+class _Row(BaseModel):
+    """A read-only result row; shows as a one-row HTML table in notebooks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def _repr_html_(self) -> str:
+        from .views.records import model_html
+
+        return model_html(self)
+
+
+class BranchStat(_Row):
     """How often decisions at ``source`` went to ``destination`` (``None``: unknown)."""
 
     source: str | None
@@ -120,11 +131,6 @@ class BranchStat(BaseModel):
     count: int
     decisions: int = Field(description="decisions taken at `source` in the selection")
     rate: float = Field(description="count / decisions")
-
-    def _repr_html_(self) -> str:
-        from .views.records import model_html
-
-        return model_html(self)
 
 
 class Trace(_Usage):
@@ -162,10 +168,8 @@ class Trace(_Usage):
         return trace_html(self)
 
 
-class BudgetExceeded(BaseModel):
+class BudgetExceeded(_Row):
     """A `lc_observe.Budget` used up: which one, for which scope, by which model call."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: int | None = None
     time: datetime
@@ -181,21 +185,14 @@ class BudgetExceeded(BaseModel):
     user_id: str | None = None
     session_id: str | None = None
 
-    def _repr_html_(self) -> str:
-        from .views.records import model_html
 
-        return model_html(self)
-
-
-class StatRow(BaseModel):
+class StatRow(_Row):
     """Statistics of one group of spans or traces (`TraceStore.stats`).
 
     Latency and TTFT in milliseconds; percentiles interpolate linearly between the
     closest ranks (``statistics.quantiles(..., method="inclusive")``, numpy's default).
     Token and cost figures are sums; ``cost_mean_usd`` averages the priced units only.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     by: str
     group: str | None
@@ -220,8 +217,3 @@ class StatRow(BaseModel):
     unpriced: int = Field(0, description="model calls with tokens but no known price")
     cache_hits: int = 0
     cache_hit_rate: float | None = Field(None, description="cache hits / chat model calls")
-
-    def _repr_html_(self) -> str:
-        from .views.records import model_html
-
-        return model_html(self)

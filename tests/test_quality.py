@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ["lc_observe", "tests", "benchmarks"]
+TARGETS = ["lc_observe", "tests", "benchmarks", "notebooks", "scripts", "docs/render_pictures.py"]
 
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
