@@ -22,18 +22,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-INFO = {
-    "version": "0.10.0",
-    "batch_ingest_config": {
-        "use_multipart_endpoint": True,
-        "scale_up_qsize_trigger": 1000,
-        "scale_up_nthreads_limit": 16,
-        "scale_down_nempty_trigger": 4,
-        "size_limit": 100,
-        "size_limit_bytes": 20_971_520,
-    },
-    "instance_flags": {"zstd_compression_enabled": True},
-}
+from lc_observe.testing import INFO as SERVICE_INFO
+
+# The current service's description, plus the flag that makes the client compress.
+INFO = {**SERVICE_INFO, "instance_flags": {"zstd_compression_enabled": True}}
 
 _counts: dict[str, int] = {}
 _bytes = 0

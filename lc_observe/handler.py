@@ -580,9 +580,7 @@ class ObsHandler(BaseCallbackHandler):
         record = self._start(
             run_id, parent_run_id, "chat_model", name, {"messages": messages}, tags, metadata
         )
-        self._model_start(record, serialized, kwargs)
-        if self._budgets is not None:
-            self._check_budgets(run_id, record)
+        self._model_start(run_id, record, serialized, kwargs)
 
     @_never_raise
     def on_llm_start(
@@ -600,20 +598,24 @@ class ObsHandler(BaseCallbackHandler):
         record = self._start(
             run_id, parent_run_id, "llm", name, {"prompts": list(prompts)}, tags, metadata
         )
-        self._model_start(record, serialized, kwargs)
-        if self._budgets is not None:
-            self._check_budgets(run_id, record)
+        self._model_start(run_id, record, serialized, kwargs)
 
     def _model_start(
-        self, record: dict[str, Any], serialized: dict[str, Any] | None, kwargs: dict[str, Any]
+        self,
+        run_id: UUID,
+        record: dict[str, Any],
+        serialized: dict[str, Any] | None,
+        kwargs: dict[str, Any],
     ) -> None:
-        """Model name and provider at start (see `lc_observe.usage`)."""
+        """Model name and provider at start (see `lc_observe.usage`); budgets checked."""
         record["model"], record["provider"] = model_and_provider(
             serialized, record["metadata"], kwargs.get("invocation_params")
         )
         if self._ls_orders is not None:  # LangSmith mirror: LangChainTracer sends these too
             record["_ls_extra"] = {k: kwargs[k] for k in _LS_MODEL_EXTRA if k in kwargs}
             record["_ls_serialized"] = serialized  # the model manifest ("open in playground")
+        if self._budgets is not None:
+            self._check_budgets(run_id, record)
 
     def _check_budgets(self, run_id: UUID, record: dict[str, Any]) -> None:
         """Stop a model call whose ``raise`` budget is used up: the span ends as failed
@@ -626,10 +628,10 @@ class ObsHandler(BaseCallbackHandler):
     def _charge_budgets(self, record: dict[str, Any]) -> None:
         """Count a finished model call against the budgets; act on those it used up."""
         for budget, event in self._budgets.spend(record):  # type: ignore[union-attr]
-            record = event.model_dump(include=set(BUDGET_FIELDS))
-            record["time"] = event.time.timestamp()
-            self._dispatcher.submit(RECORD_BUDGET, record)
-            if budget.action == "warn" or budget.action == "raise":
+            row = event.model_dump(include=set(BUDGET_FIELDS))
+            row["time"] = event.time.timestamp()
+            self._dispatcher.submit(RECORD_BUDGET, row)
+            if isinstance(budget.action, str):  # "warn" or "raise"
                 logger.warning(
                     "lc_observe: budget %r used up for %s=%r (%s %.6g of %.6g)%s",
                     event.budget,

@@ -36,12 +36,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["LangSmithStandIn", "LoopbackRequestHandler", "LoopbackServer"]
+__all__ = ["INFO", "LangSmithStandIn", "LoopbackRequestHandler", "LoopbackServer"]
 
 _S = TypeVar("_S", bound="LoopbackServer")
 
 # What ``GET /info`` answers: the current service's description (multipart ingestion on).
-_INFO: dict[str, Any] = {
+INFO: dict[str, Any] = {
     "version": "0.10.0",
     "batch_ingest_config": {
         "use_multipart_endpoint": True,
@@ -294,7 +294,7 @@ class LangSmithStandIn(LoopbackServer):
         lifetime: float = 60.0,
     ) -> None:
         super().__init__(lifetime)
-        self.info: dict[str, Any] = json.loads(json.dumps(_INFO))
+        self.info: dict[str, Any] = json.loads(json.dumps(INFO))
         self.info["instance_flags"] = {"zstd_compression_enabled": zstd}
         self.status = status
         self.delay = delay
