@@ -180,19 +180,9 @@ def print_stats_table(rows: Sequence[Any], by: str) -> None:
         from rich.table import Table
     except ImportError:
         widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
-        print(
-            "  ".join(
-                h.ljust(w) if i == 0 else h.rjust(w)
-                for i, (h, w) in enumerate(zip(headers, widths, strict=True))
-            )
-        )
-        for cells in body:
-            print(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-                )
-            )
+        for cells in [headers, *body]:  # the group column left-aligned, numbers right
+            numbers = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+            print("  ".join([cells[0].ljust(widths[0]), *numbers]))
         return
     table = Table(title=f"lc_observe statistics by {by}")
     for index, header in enumerate(headers):
