@@ -118,6 +118,7 @@ class BudgetTracker:
                 raise TypeError(f"budgets= takes Budget objects, got {budget!r}")
         self.budgets = tuple(budgets)
         self.raises = any(b.action == "raise" for b in self.budgets)
+        self._per_trace = [i for i, b in enumerate(self.budgets) if b.per == "trace"]
         self.max_scopes = max_scopes
         self._spend: OrderedDict[tuple[int, str], _Spend] = OrderedDict()  # oldest charge first
         self._day = _today()
@@ -176,11 +177,10 @@ class BudgetTracker:
 
     def trace_ended(self, trace_id: str) -> None:
         """Forget per-trace spending of a finished trace."""
-        if any(b.per == "trace" for b in self.budgets):
+        if self._per_trace:
             with self._lock:
-                for index, budget in enumerate(self.budgets):
-                    if budget.per == "trace":
-                        self._spend.pop((index, trace_id), None)
+                for index in self._per_trace:
+                    self._spend.pop((index, trace_id), None)
 
     def _roll_day(self) -> None:
         today = _today()

@@ -141,10 +141,10 @@ class Redactor:
         return self._json_text(text)
 
     def _json_text(self, text: str) -> str | None:
-        """Redacted JSON text, or None when a replacement broke the JSON (a pattern such as
-        a PEM block may span from one string to another): then redact the structure."""
+        """Redacted JSON text, or None when a replacement broke the JSON (a pattern of the
+        user's may match from one string into the next): then redact the structure."""
         redacted = self.text(text)
-        if redacted is not text and redacted != text:
+        if redacted != text:
             try:
                 json.loads(redacted)
             except ValueError:
