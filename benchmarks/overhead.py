@@ -349,12 +349,13 @@ def report(title: str, summary: dict[str, dict[str, float]], runs: int) -> None:
     print()
     for config, reference, target in TARGETS:
         if config in summary and reference in summary:
-            value = _ratio(summary[config]["added"], summary[reference]["added"])
+            # The issue's measure: persistence included, until flush() returns.
             incl = _ratio(summary[config]["added_flush"], summary[reference]["added_flush"])
-            verdict = "met" if value <= target else "MISSED"
+            loop = _ratio(summary[config]["added"], summary[reference]["added"])
+            verdict = "met" if incl <= target else "MISSED"
             print(
-                f"target: {config} added cost <= {target:.1f}x {reference}'s: "
-                f"measured {value:.2f}x ({verdict}); with flush times {incl:.2f}x"
+                f"target: {config} added cost incl. flush <= {target:.1f}x {reference}'s: "
+                f"measured {incl:.2f}x ({verdict}); invoke loop alone {loop:.2f}x"
             )
 
 

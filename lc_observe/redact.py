@@ -86,6 +86,11 @@ _KEY_CANDIDATES = re.compile(
 )
 
 
+#: `Redactor.redact_json_text` remembers verdicts on this many texts of at most this size.
+_TEXT_CACHE_SIZE = 256
+_CACHED_TEXT_CHARS = 8_192
+
+
 class Redactor:
     """Replace secrets in JSON-safe values.
 
@@ -116,6 +121,7 @@ class Redactor:
             raise ValueError(f"invalid redaction pattern: {exc}") from None
         self.replacement = replacement
         self._key_cache: dict[str, bool] = {}
+        self._text_cache: dict[str, str | None] = {}
         # Candidates for the default key rule in JSON text: a secret word ending a key.
         self._key_candidates = _KEY_CANDIDATES if key_pattern == DEFAULT_KEY_PATTERN else None
 
@@ -124,7 +130,23 @@ class Redactor:
 
         Returns ``None`` when one does (or a custom key rule is set): the caller must then
         redact the structure with `__call__`.
+
+        Verdicts on texts up to `_CACHED_TEXT_CHARS` are remembered (`_TEXT_CACHE_SIZE`
+        of them, at most ~2 MB): LangGraph hands the same state to a node and its first
+        step, and children inherit their parent's metadata, so about half the texts of a
+        graph's spans repeat one seen moments before.
         """
+        if len(text) > _CACHED_TEXT_CHARS:
+            return self._redact_json_text(text)
+        cache = self._text_cache
+        if text in cache:
+            return cache[text]
+        if len(cache) >= _TEXT_CACHE_SIZE:
+            cache.clear()  # simple and thread-safe; refills within a few traces
+        result = cache[text] = self._redact_json_text(text)
+        return result
+
+    def _redact_json_text(self, text: str) -> str | None:
         if self._key is not None:
             if self._key_candidates is None:
                 return None

@@ -11,7 +11,9 @@ marked, so a reader can always tell a truncated value from a real one:
   ``{"__truncated__": true, "chars": N, "preview": "..."}``.
 
 >>> dumps({"q": "hi", "n": float("nan")}, Limits())
-'{"q": "hi", "n": "NaN"}'
+'{"q":"hi","n":"NaN"}'
+
+The text is compact JSON (no spaces after ``,`` and ``:``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
+
+try:  # a dependency of langsmith on CPython: ~3x faster than the stdlib encoder
+    import orjson
+except ImportError:  # pragma: no cover - PyPy, or langsmith without it
+    orjson = None  # type: ignore[assignment]
 
 TRUNCATED_KEY = "__truncated__"
 
@@ -135,10 +142,19 @@ def _convert_container(obj: Any, limits: Limits, depth: int, path: set[int]) -> 
 
 
 def _model_fields(model: BaseModel) -> dict[str, Any]:
-    """A pydantic model's set fields, without dumping nested objects (we recurse ourselves)."""
-    fields = {name: getattr(model, name, None) for name in type(model).model_fields}
-    # Keep LangChain messages/documents readable: drop empty defaults that are pure noise.
-    return {k: v for k, v in fields.items() if v is not None and v != {} and v != []}
+    """A pydantic model's fields, without dumping nested objects (we recurse ourselves).
+
+    Empty values (None, {}, []) are left out: they keep LangChain messages and documents
+    readable and are pure noise.  Field values live in the instance ``__dict__`` (read
+    directly: ~3x cheaper than a getattr per field); ``fields`` skips anything else there.
+    """
+    fields = type(model).model_fields
+    values = getattr(model, "__dict__", None)
+    if values is None:  # pragma: no cover - a model with __slots__ only
+        values = {name: getattr(model, name, None) for name in fields}
+    return {
+        k: v for k, v in values.items() if k in fields and v is not None and v != {} and v != []
+    }
 
 
 def _convert_mapping(obj: Mapping, limits: Limits, depth: int, path: set[int]) -> dict[str, Any]:
@@ -219,7 +235,26 @@ def _plain_default(obj: Any) -> Any:
     raise _NotPlain
 
 
-_FAST_ENCODER = json.JSONEncoder(default=_plain_default, allow_nan=False, ensure_ascii=False)
+_SEPARATORS = (",", ":")
+_FAST_ENCODER = json.JSONEncoder(
+    default=_plain_default, allow_nan=False, ensure_ascii=False, separators=_SEPARATORS
+)
+
+
+def _encode_plain(obj: Any) -> str:
+    """One C pass over plain data; raises when something needs care (see `_fast_dumps`)."""
+    if orjson is not None:
+        try:
+            data = orjson.dumps(obj, default=_plain_default)
+        except (orjson.JSONEncodeError, RecursionError):
+            raise _NotPlain from None
+        # orjson writes NaN/inf as null (and rejects lone surrogates itself): a null may
+        # be a NaN, which the stdlib encoder below rejects so the careful path keeps it.
+        if b"null" not in data:
+            return data.decode()
+    text = _FAST_ENCODER.encode(obj)
+    text.encode("utf-8")  # lone surrogates cannot be stored as UTF-8
+    return text
 
 
 def _fast_dumps(obj: Any, limits: Limits, redact: Redact | None) -> str | None:
@@ -230,8 +265,7 @@ def _fast_dumps(obj: Any, limits: Limits, redact: Redact | None) -> str | None:
     secret-looking key occurs (redaction must walk the structure).
     """
     try:
-        text = _FAST_ENCODER.encode(obj)
-        text.encode("utf-8")
+        text = _encode_plain(obj)
     except (ValueError, TypeError, RecursionError, UnicodeEncodeError, _NotPlain):
         return None
     if len(text) > limits.max_string_chars or len(text) > limits.max_field_chars:
@@ -260,13 +294,15 @@ def dumps(obj: Any, limits: Limits | None = None, redact: Redact | None = None) 
         except Exception:  # a failing redactor must not leak the unredacted value
             safe = "…[redaction failed]"
     try:
-        text = json.dumps(safe, ensure_ascii=False)
+        text = json.dumps(safe, ensure_ascii=False, separators=_SEPARATORS)
     except Exception:  # pragma: no cover - to_jsonable output is always dumpable
         text = json.dumps(_safe_repr(obj), ensure_ascii=False)
     if len(text) > limits.max_field_chars:
         preview = text[: limits.max_field_chars // 2]
         text = json.dumps(
-            {TRUNCATED_KEY: True, "chars": len(text), "preview": preview}, ensure_ascii=False
+            {TRUNCATED_KEY: True, "chars": len(text), "preview": preview},
+            ensure_ascii=False,
+            separators=_SEPARATORS,
         )
     return text
 

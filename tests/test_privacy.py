@@ -146,3 +146,18 @@ def test_pem_markers_in_two_strings_do_not_swallow_the_json_between(db_path) -> 
         "b": inputs["b"],
         "key_file": "see [REDACTED] above",
     }
+
+
+def test_json_text_verdicts_are_remembered_within_a_bound() -> None:
+    redactor = Redactor()
+    secret = '{"note":"key sk-abcdefghijklmnopqrstuv","password":"hunter2"}'
+    plain = '{"note":"nothing to hide"}'
+    for _ in range(3):  # the second and third answers come from the cache: still right
+        assert redactor.redact_json_text(secret) is None  # secret key: walk the structure
+        assert redactor.redact_json_text(plain) == plain
+        assert redactor.redact_json_text('{"q":"sk-abcdefghijklmnopqrstuv"}') == (
+            '{"q":"[REDACTED]"}'
+        )
+    for i in range(5_000):
+        redactor.redact_json_text(f'{{"n":{i}}}')
+    assert len(redactor._text_cache) <= 256

@@ -71,7 +71,8 @@ def test_file_deleted_while_running_is_recreated(db_path: Path, caplog) -> None:
 
 
 def test_disk_full_is_counted_and_logged(db_path: Path, caplog) -> None:
-    obs = ObsHandler(db_path, max_db_bytes=400 * 1024, batch_size=20, schedule_delay=0.01)
+    # The empty schema takes ~24 pages of 16 KB; room for about a third of the 300 spans.
+    obs = ObsHandler(db_path, max_db_bytes=800 * 1024, batch_size=20, schedule_delay=0.01)
     big = RunnableLambda(lambda x: "y" * 3000, name="big")
     start = time.perf_counter()
     for i in range(300):

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 from datetime import datetime, timezone
+from enum import Enum
 from uuid import UUID
 
 import pytest
@@ -98,3 +99,33 @@ def test_many_keys_truncated() -> None:
 def test_limits_validate() -> None:
     with pytest.raises(ValueError, match="max_items must be a positive int"):
         Limits(max_items=0)
+
+
+class Color(Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"messages": [HumanMessage("hi", id="1"), AIMessage("yo", response_metadata={"a": 1})]},
+        [Document(page_content="d", metadata={"source": "s"}), None, True, 1.5, -(2**63)],
+        {"when": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc), "id": UUID(int=7)},
+        {"point": Point(1, 2.5), "color": Color.RED, "tuple": (1, "a"), "nested": {"x": [[]]}},
+        {"text": 'ünïcödé ✓ \u2028 "quoted" \\ back', "empty": {}, "none": None},
+    ],
+    ids=["messages", "documents", "datetime-uuid", "dataclass-enum", "text"],
+)
+def test_fast_path_writes_what_the_careful_conversion_writes(value: object) -> None:
+    # dumps() encodes plain values in one C pass (orjson when installed); the result must be
+    # the careful conversion's value exactly, compact, with nothing lost or reordered.
+    text = dumps(value)
+    assert json.loads(text) == to_jsonable(value)
+    assert text == json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def test_nan_beside_plain_values_is_kept() -> None:
+    # orjson would write NaN as null: the fast path must hand such values to the careful one.
+    out = json.loads(dumps({"scores": [0.5, math.nan, math.inf], "m": HumanMessage("hi")}))
+    assert out["scores"] == [0.5, "NaN", "Infinity"]
+    assert out["m"]["content"] == "hi"
