@@ -187,6 +187,8 @@ def _sorted_safely(items: set | frozenset) -> list[Any]:
 
 
 def _convert_scalar(obj: Any, limits: Limits) -> Any:
+    if isinstance(obj, Enum):  # first: a str or int Enum is stored as its value
+        return _convert_scalar(obj.value, limits)
     if isinstance(obj, bool):
         return bool(obj)
     if isinstance(obj, int):
@@ -210,8 +212,6 @@ def _convert_scalar(obj: Any, limits: Limits) -> Any:
         return str(obj)
     if isinstance(obj, Decimal):
         return _float(float(obj))
-    if isinstance(obj, Enum):
-        return _convert_scalar(obj.value, limits)
     if isinstance(obj, type):
         return f"{obj.__module__}.{obj.__qualname__}"
     return _clean_str(_safe_repr(obj), limits)

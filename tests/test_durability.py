@@ -198,3 +198,23 @@ def test_sigterm_mid_run_flushes_finished_spans(db_path: Path) -> None:
     sleeper = [s for s in spans if s.name == "sleeper"]
     assert len(sleeper) == 1 and sleeper[0].error is not None
     assert sleeper[0].error.type == "SystemExit"
+
+
+def test_inserts_use_few_statement_shapes() -> None:
+    # Every distinct multi-row INSERT is a prepared statement sqlite3 caches (up to 128),
+    # each ~0.5 MB of SQLite heap at full size: batch sizes must map onto a few shapes.
+    import sqlite3
+
+    from lc_observe.sinks.sqlite import _values_sql, insert_rows
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    _values_sql.cache_clear()
+    sizes = range(1, 600, 7)
+    total = 0
+    for size in sizes:
+        insert_rows(conn, "INSERT INTO t (a, b) VALUES ", [(i, f"row {i}") for i in range(size)])
+        total += size
+    stored = conn.execute("SELECT count(*), count(DISTINCT b) FROM t").fetchone()
+    assert stored == (total, max(sizes))
+    assert _values_sql.cache_info().currsize <= 9  # 256, 128, ..., 1 rows

@@ -105,13 +105,23 @@ class Color(Enum):
     RED = "red"
 
 
+class Mode(str, Enum):
+    FAST = "fast"
+
+
 @pytest.mark.parametrize(
     "value",
     [
         {"messages": [HumanMessage("hi", id="1"), AIMessage("yo", response_metadata={"a": 1})]},
         [Document(page_content="d", metadata={"source": "s"}), None, True, 1.5, -(2**63)],
         {"when": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc), "id": UUID(int=7)},
-        {"point": Point(1, 2.5), "color": Color.RED, "tuple": (1, "a"), "nested": {"x": [[]]}},
+        {
+            "point": Point(1, 2.5),
+            "color": Color.RED,
+            "mode": Mode.FAST,
+            "tuple": (1, "a"),
+            "nested": {"x": [[]]},
+        },
         {"text": 'ünïcödé ✓ \u2028 "quoted" \\ back', "empty": {}, "none": None},
     ],
     ids=["messages", "documents", "datetime-uuid", "dataclass-enum", "text"],

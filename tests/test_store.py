@@ -6,6 +6,7 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlite_utils
 from langchain_core.runnables import RunnableLambda
 
 from lc_observe import (
@@ -17,7 +18,7 @@ from lc_observe import (
     TraceNotFoundError,
     TraceStore,
 )
-from lc_observe.schema import SCHEMA_VERSION
+from lc_observe.schema import APPLICATION_ID, MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION
 
 from .runs import branching_graph, chat_chain
 
@@ -111,6 +112,25 @@ def test_version_2_file_is_migrated_when_opened(filled: TraceStore) -> None:
     assert all(span.cache_hit is None for span in store.spans())
     with sqlite3.connect(filled.db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_new_files_get_large_pages_and_old_files_keep_theirs(filled: TraceStore, tmp_path) -> None:
+    with sqlite3.connect(filled.db_path) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    old = tmp_path / "old.db"  # a version 1 file, made with SQLite's default 4 KB pages
+    db = sqlite_utils.Database(old)
+    MIGRATIONS[1](db)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    obs = ObsHandler(old)
+    RunnableLambda(lambda x: x + 1).invoke(1, {"callbacks": [obs]})
+    assert obs.flush(10) and obs.stats["written"] == 1
+    obs.close()
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert len(TraceStore(old).spans()) == 1
 
 
 def test_handler_never_writes_into_a_foreign_database(tmp_path, caplog) -> None:

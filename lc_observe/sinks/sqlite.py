@@ -49,6 +49,10 @@ def _insert_sql(table: str, columns: Sequence[str], verb: str = "INSERT OR REPLA
     return f"{verb} INTO {table} ({', '.join(columns)}) VALUES "
 
 
+#: Rows per multi-row INSERT at most (a power of two, see `insert_rows`).
+_MAX_ROWS_PER_STATEMENT = 256
+
+
 @functools.lru_cache(maxsize=64)
 def _values_sql(head: str, columns: int, rows: int) -> str:
     group = "(" + ",".join("?" * columns) + ")"
@@ -66,10 +70,16 @@ def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple]) -> N
     if not rows:
         return
     columns = len(rows[0])
-    per_statement = max(1, min(500, _MAX_VARIABLES // columns))
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        conn.execute(_values_sql(head, columns, len(chunk)), list(chain.from_iterable(chunk)))
+    largest = max(1, min(_MAX_ROWS_PER_STATEMENT, _MAX_VARIABLES // columns))
+    start = 0
+    while start < len(rows):
+        # Chunk sizes are powers of two: a handful of statement shapes, so sqlite3's cache
+        # of prepared statements stays small (one shape per row count would grow SQLite's
+        # heap by ~0.5 MB per distinct batch size, up to the 128 cached statements).
+        size = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
+        conn.execute(_values_sql(head, columns, size), list(chain.from_iterable(chunk)))
+        start += size
 
 
 _SPAN_SQL = _insert_sql("spans", _SPAN_COLS)
