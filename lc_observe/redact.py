@@ -132,7 +132,7 @@ class Redactor:
         redact the structure with `__call__`.
 
         Verdicts on texts up to `_CACHED_TEXT_CHARS` are remembered (`_TEXT_CACHE_SIZE`
-        of them, at most ~2 MB): LangGraph hands the same state to a node and its first
+        of them: at most ~2M characters): LangGraph hands the same state to a node and its first
         step, and children inherit their parent's metadata, so about half the texts of a
         graph's spans repeat one seen moments before.
         """

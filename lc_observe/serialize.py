@@ -149,11 +149,10 @@ def _model_fields(model: BaseModel) -> dict[str, Any]:
     directly: ~3x cheaper than a getattr per field); ``fields`` skips anything else there.
     """
     fields = type(model).model_fields
-    values = getattr(model, "__dict__", None)
-    if values is None:  # pragma: no cover - a model with __slots__ only
-        values = {name: getattr(model, name, None) for name in fields}
     return {
-        k: v for k, v in values.items() if k in fields and v is not None and v != {} and v != []
+        k: v
+        for k, v in model.__dict__.items()
+        if k in fields and v is not None and v != {} and v != []
     }
 
 
@@ -244,10 +243,7 @@ _FAST_ENCODER = json.JSONEncoder(
 def _encode_plain(obj: Any) -> str:
     """One C pass over plain data; raises when something needs care (see `_fast_dumps`)."""
     if orjson is not None:
-        try:
-            data = orjson.dumps(obj, default=_plain_default)
-        except (orjson.JSONEncodeError, RecursionError):
-            raise _NotPlain from None
+        data = orjson.dumps(obj, default=_plain_default)  # its errors are TypeErrors
         # orjson writes NaN/inf as null (and rejects lone surrogates itself): a null may
         # be a NaN, which the stdlib encoder below rejects so the careful path keeps it.
         if b"null" not in data:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import pytest
 from langchain_core.runnables import RunnableLambda
 
 from lc_observe import ObsHandler, TraceStore
+from lc_observe.sinks.sqlite import _values_sql, insert_rows
 
 from .runs import Explosive
 
@@ -203,10 +205,6 @@ def test_sigterm_mid_run_flushes_finished_spans(db_path: Path) -> None:
 def test_inserts_use_few_statement_shapes() -> None:
     # Every distinct multi-row INSERT is a prepared statement sqlite3 caches (up to 128),
     # each ~0.5 MB of SQLite heap at full size: batch sizes must map onto a few shapes.
-    import sqlite3
-
-    from lc_observe.sinks.sqlite import _values_sql, insert_rows
-
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
     _values_sql.cache_clear()
