@@ -78,11 +78,12 @@ class ForwardingSink:
             # sleeping through backoffs (a request in flight ends on its own; the worker is
             # a daemon thread and never holds up the exit).
             self.sink.cancel()
+            left = self.dispatcher.stats()
             logger.warning(
                 "lc_observe: %s mirror stopped with %d records not sent after %.1f s "
                 "(endpoint slow or down; they count as failed); see handler.stats[%r]",
                 self.label,
-                self.dispatcher.stats().queued + self.dispatcher.stats().in_flight,
+                left.queued + left.in_flight,
                 timeout,
                 self.label,
             )

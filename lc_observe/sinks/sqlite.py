@@ -60,7 +60,7 @@ def _values_sql(head: str, columns: int, rows: int) -> str:
 
 
 def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple]) -> None:
-    """Insert ``rows`` with as few statements as possible.
+    """Insert ``rows`` with few statements: chunks of 256, 128, ... rows.
 
     One multi-row INSERT per chunk instead of ``executemany``: sqlite3 releases the GIL
     around every step, and re-taking it behind a busy application thread costs up to
