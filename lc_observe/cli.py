@@ -120,11 +120,14 @@ def cmd_branches(args: argparse.Namespace) -> int:
         if args.json:
             _print_json([s.model_dump(mode="json") for s in stats])
             return 0
-        print(f"{'source':<24}  {'destination':<24}  {'count':>7}  {'decisions':>9}  {'rate':>6}")
+        print(
+            f"{'source':<24}  {'destination':<24}  {'count':>7}  {'tasks':>7}  "
+            f"{'decisions':>9}  {'rate':>6}"
+        )
         for stat in stats:
             print(
                 f"{stat.source or '?':<24}  {stat.destination or '(unknown)':<24}  "
-                f"{stat.count:>7}  {stat.decisions:>9}  {stat.rate:>6.1%}"
+                f"{stat.count:>7}  {stat.tasks:>7}  {stat.decisions:>9}  {stat.rate:>6.1%}"
             )
         if not stats:
             print("(no branch decisions)")

@@ -26,6 +26,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from .budgets import Budget, BudgetTracker
 from .dispatch import Dispatcher, Sink, install_sigterm_exit
 from .errors import BudgetExceededError
+from . import langgraph_hook
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
 from .mirrors import build_mirrors
 from .pricing import PriceTable
@@ -270,7 +271,9 @@ class ObsHandler(BaseCallbackHandler):
         # LangChain re-raises a callback's exception only from a handler with raise_error;
         # _never_raise lets nothing through but BudgetExceededError.
         self.raise_error = self._budgets is not None and self._budgets.raises
-        self._graph = GraphTracker()
+        # Routing decisions are read where LangGraph resolves them (see langgraph_hook);
+        # on a LangGraph version the hook does not understand, from callbacks only.
+        self._graph = GraphTracker(hooked=langgraph_hook.install())
         for graph in graphs:
             self._graph.register_graph(graph)
         if max_open_runs < 1 or open_run_ttl <= 0:
@@ -448,6 +451,7 @@ class ObsHandler(BaseCallbackHandler):
         status: str,
         outputs: Any = None,
         error: BaseException | None = None,
+        control: BaseException | None = None,
     ) -> None:
         record = self._runs.pop(run_id.int, None)
         if record is None:
@@ -472,10 +476,11 @@ class ObsHandler(BaseCallbackHandler):
             if record["parent_id"] is None:
                 self._graph.on_trace_end(record["trace_id"])
             return
+        parent = self._runs.get(record["_parent"]) if record["_parent"] is not None else None
+        events = self._graph.on_end(record, parent, control)  # before the record is shared
         submit = self._dispatcher.submit
         submit(RECORD_SPAN, record)
-        parent = self._runs.get(record["_parent"]) if record["_parent"] is not None else None
-        for event in self._graph.on_end(record, parent):
+        for event in events:
             submit(RECORD_BRANCH, event)
         if record["parent_id"] is None:
             for event in self._graph.on_trace_end(record["trace_id"]):
@@ -521,9 +526,19 @@ class ObsHandler(BaseCallbackHandler):
         status = span_status_for_error(error)
         if status == "ok":  # LangGraph control flow (Command(graph=PARENT)), not a failure
             command = error.args[0] if error.args else None
-            self._end(run_id, "ok", {"output": command})
+            self._end(run_id, "ok", {"output": command}, control=error)
         else:
             self._end(run_id, status, None, error)
+
+    @_never_raise
+    def _on_langgraph_branch(
+        self, node_run_id: UUID, path: Any, ends: dict[Any, str] | None, result: Any
+    ) -> None:
+        """LangGraph resolved a conditional edge inside one of this handler's node runs
+        (called by `lc_observe.langgraph_hook` on the thread that runs the node)."""
+        record = self._runs.get(node_run_id.int)
+        if record is not None and record.get("_node_run"):
+            self._graph.on_branch(record, path, ends, result)
 
     # -- chains (also prompts, parsers, LangGraph graphs and nodes) ------------------------------
 

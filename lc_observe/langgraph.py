@@ -1,21 +1,27 @@
 """LangGraph awareness: node fields on spans and a branch event for every routing decision.
 
-What LangGraph reports through LangChain callbacks (langgraph 1.2, see docs/langgraph.md):
+What LangGraph reports (langgraph 1.x; docs/langgraph.md has the probe and the limits):
 
 - each node run is a child of the graph run, tagged ``graph:step:N``, with metadata
   ``langgraph_node``, ``langgraph_step``, ``langgraph_triggers`` and
-  ``langgraph_checkpoint_ns`` (``node:task-id``, joined with ``|`` inside subgraphs);
-- a conditional edge's routing function runs as a child of the node it leaves, tagged
-  ``seq:step:K`` with ``K >= 3`` (step 1 is the node's own function, step 2 its state
-  write, then one step per conditional edge in the order they were added); its outputs
-  are the raw return value (a node name, a path_map key, ``END``, a list, ``Send``\\s);
+  ``langgraph_checkpoint_ns`` (``node:task-id``, joined with ``|`` inside subgraphs); a
+  conditional edge from ``START`` leaves the hidden ``__start__`` node run;
+- a *traced* conditional edge's routing function runs as a child of the node it leaves,
+  tagged ``seq:step:K`` (``K >= 2``); an untraced one (``trace=False``) runs no callback;
 - ``Command(goto=...)`` is a node run's own output; ``Command(graph=Command.PARENT)``
-  arrives as a ``ParentCommand`` error of the node run.
+  arrives as a ``ParentCommand`` error of the node that returned it, then of every
+  enclosing run up to the subgraph node whose checkpoint namespace the command names,
+  where LangGraph applies it.
 
-A returned path_map key is mapped to its node only when the compiled graph was handed
-over (``ObsHandler(graphs=[graph])``): callbacks do not carry the path_map.  Without it, a
-return value that is not itself a node seen in the run is stored with empty
-``destinations`` (unknown), never guessed.
+Where decisions come from:
+
+- conditional edges, traced or not, from `lc_observe.langgraph_hook`, which hands over
+  each result LangGraph resolved (the routing function, its path_map, the node run).
+  A decision is held on its node run and emitted only when that run succeeds: a task that
+  fails or is interrupted has its writes discarded by LangGraph, so nothing was applied;
+- commands and handoffs from the node runs' outputs and ``ParentCommand`` errors;
+- without the hook (a LangGraph version it does not understand) from traced routing runs'
+  callbacks, as a fallback: path_map keys then need ``ObsHandler(graphs=[...])``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +42,10 @@ except ImportError:  # pragma: no cover
     GraphInterrupt = ParentCommand = ()  # type: ignore[assignment,misc]
     Command = Send = ()  # type: ignore[assignment,misc]
 
-_FIRST_BRANCH_STEP = 3  # seq:step:1 node function, 2 state write, 3.. conditional edges
+START_NODE = "__start__"  # LangGraph's hidden input node: conditional edges from START
+_PARENT = "__parent__"  # Command.PARENT
+_FIRST_ROUTE_STEP = 2  # seq:step:1 is the node function; routing runs come after it
+_FIRST_BRANCH_STEP = 3  # fallback: 2 is the state write, then one step per conditional edge
 
 
 def graph_fields(metadata: dict[str, Any]) -> tuple[str | None, int | None, str | None]:
@@ -47,6 +56,13 @@ def graph_fields(metadata: dict[str, Any]) -> tuple[str | None, int | None, str 
         step if isinstance(step, int) else None,
         metadata.get("langgraph_checkpoint_ns"),
     )
+
+
+def is_node_run(tags: Iterable[str] | None, graph_node: str | None) -> bool:
+    """Whether a run is a LangGraph node's own run (not something inside a node).
+
+    The one rule: LangGraph tags exactly its node runs ``graph:step:N``."""
+    return graph_node is not None and any(str(t).startswith("graph:step:") for t in tags or ())
 
 
 def span_status_for_error(error: BaseException) -> str:
@@ -67,53 +83,107 @@ def namespace(checkpoint_ns: str | None) -> str:
 
 def qualified(node: str, checkpoint_ns: str | None) -> str:
     """``node`` prefixed by the nodes of the enclosing subgraphs: ``outer/inner``."""
-    outer = [part.split(":", 1)[0] for part in namespace(checkpoint_ns).split("|") if part]
+    outer = [
+        part.split(":", 1)[0]
+        for part in namespace(checkpoint_ns).split("|")
+        if part and not part.isdigit()
+    ]
     return "/".join([*outer, node])
 
 
-def _branch_index(tags: Iterable[str]) -> int | None:
+def node_path(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Qualified node names of node runs (``graph_node``, ``graph_step``, ``checkpoint_ns``)
+    in canonical order: by superstep, then name, then task id, each subgraph's nodes right
+    after the node that ran it; ``__start__`` left out."""
+    steps: dict[str, tuple[Any, str, str]] = {}  # namespace segment -> its order key
+    nodes = []
+    for row in rows:
+        ns = row["checkpoint_ns"] or ""
+        segment = ns.rpartition("|")[2]
+        steps[segment] = (row["graph_step"] if row["graph_step"] is not None else -1, row["graph_node"], segment)
+        nodes.append((ns, row["graph_node"]))
+
+    def key(item: tuple[str, str]) -> tuple:
+        return tuple(steps.get(part, (-1, part, part)) for part in item[0].split("|") if part)
+
+    return [
+        qualified(node, ns) for ns, node in sorted(nodes, key=key) if node != START_NODE
+    ]
+
+
+def _seq_step(tags: Iterable[str]) -> int | None:
     for tag in tags:
         if tag.startswith("seq:step:"):
             try:
-                step = int(tag[9:])
+                return int(tag[9:])
             except ValueError:
                 return None
-            return step - _FIRST_BRANCH_STEP if step >= _FIRST_BRANCH_STEP else None
     return None
 
 
-def _is_node_run(record: dict[str, Any]) -> bool:
-    return record["graph_node"] is not None and any(
-        tag.startswith("graph:step:") for tag in record["tags"]
-    )
+def _json_item(item: Any) -> Any:
+    return {"node": item.node, "arg": item.arg} if isinstance(item, Send) else item
 
 
-def _targets(value: Any) -> tuple[Any, list[str | None], bool]:
-    """(JSON-safe result, destination per item — None when it needs the path_map, has_send)."""
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    result: list[Any] = []
-    destinations: list[str | None] = []
-    has_send = False
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _json_result(value: Any) -> Any:
+    """A routing result as stored: ``Send`` as ``{"node", "arg"}``, lists kept lists."""
+    if isinstance(value, (list, tuple)):
+        return [_json_item(item) for item in value]
+    return _json_item(value)
+
+
+def destinations(items: Iterable[Any], ends: dict[Any, str] | None = None) -> list[str]:
+    """Where LangGraph goes for these results: one entry per task it starts.
+
+    A ``Send`` is one task each (the fan-out width is kept); a node name (or path_map key,
+    mapped through ``ends``) starts one task however often it is named; ``END`` stays
+    ``"__end__"``."""
+    out: list[str] = []
+    named: set[str] = set()
     for item in items:
         if isinstance(item, Send):
-            has_send = True
-            result.append({"node": item.node, "arg": item.arg})
-            destinations.append(item.node)
-        elif isinstance(item, str):
-            result.append(item)
-            destinations.append(END if item == END else None)
-        else:
-            result.append(item)
-            destinations.append(None)
-    return (result if isinstance(value, (list, tuple)) else result[0]), destinations, has_send
+            out.append(item.node)
+            continue
+        try:
+            name = ends[item] if ends else item
+        except (KeyError, TypeError):
+            continue
+        if isinstance(name, str) and name not in named:
+            named.add(name)
+            out.append(name)
+    return out
+
+
+def readable_name(path: Any, default: str | None = None) -> str | None:
+    """A routing function's name: lambdas become ``<lambda at file.py:12>``, partials the
+    wrapped function's name, callables their ``__name__``, otherwise the runnable's name."""
+    func = getattr(path, "func", None) or getattr(path, "afunc", None)
+    if func is None and callable(path) and not hasattr(path, "invoke"):
+        func = path
+    while isinstance(func, functools.partial):
+        func = func.func
+    name = getattr(func, "__name__", None)
+    code = getattr(func, "__code__", None)
+    if name == "<lambda>" and code is not None:
+        return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
+    if name:
+        return name
+    if func is not None and hasattr(func, "__call__"):  # a callable object
+        return type(func).__name__
+    return getattr(path, "name", None) or default
 
 
 @dataclass
 class _Trace:
-    """Per-trace state: node names seen and decisions waiting for resolution."""
+    """Per-trace state: fallback bookkeeping and handoffs not applied yet."""
 
     nodes: set[tuple[str, str, int | None]] = field(default_factory=set)  # (ns, node, step)
     pending: list[tuple[dict[str, Any], list[Any], str]] = field(default_factory=list)
+    handoffs: dict[int, tuple[BaseException, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,24 +193,30 @@ class _Branch:
 
 
 class GraphTracker:
-    """Turns node and routing runs into branch events; in memory, O(1) per span.
+    """Turns node runs, routing results and commands into branch events; in memory.
 
-    The handler calls `on_start` after creating a span record, `on_end` when it finished
-    (returns events ready now) and `on_trace_end` when the root finished (returns the
-    rest and forgets the trace).
+    The handler calls `on_start` after creating a span record, `on_branch` when LangGraph
+    resolved a conditional edge inside a node run, `on_end` when a run finished (returns
+    the events ready now) and `on_trace_end` when the root finished (returns the rest and
+    forgets the trace).  ``hooked`` says whether `on_branch` is fed (see
+    `lc_observe.langgraph_hook`); without it, traced routing runs are read instead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, hooked: bool = True) -> None:
+        self.hooked = hooked
         self._traces: dict[str, _Trace] = {}
-        self._branches: dict[str, list[_Branch]] = {}  # source node -> conditional edges
+        self._branches: dict[str, list[_Branch]] = {}  # fallback: source node -> edges
 
     def register_graph(self, graph: Any) -> None:
-        """Learn routing names and path_maps from a compiled graph (and its subgraphs)."""
+        """Learn routing names and path_maps from a compiled graph (and its subgraphs).
+
+        Only the fallback (no hook) needs this: the hook reads both at run time."""
         builder = getattr(graph, "builder", None)
         for source, specs in getattr(builder, "branches", {}).items():
             self._branches[source] = [
                 _Branch(
-                    name=_readable(name, spec.path), ends=dict(spec.ends) if spec.ends else None
+                    name=readable_name(spec.path, name) or name,
+                    ends=dict(spec.ends) if spec.ends else None,
                 )
                 for name, spec in specs.items()
             ]
@@ -152,25 +228,53 @@ class GraphTracker:
     # -- handler hooks ---------------------------------------------------------------------
 
     def on_start(self, record: dict[str, Any]) -> None:
-        record["_node_run"] = node_run = _is_node_run(record)  # once, not at every end
-        if not node_run:
+        record["_node_run"] = node_run = is_node_run(record["tags"], record["graph_node"])
+        if not node_run or self.hooked:
             return
-        state = self._traces.get(record["trace_id"])
-        if state is None:
-            state = self._traces[record["trace_id"]] = _Trace()
-        ns = namespace(record["checkpoint_ns"])
-        state.nodes.add((ns, record["graph_node"], record["graph_step"]))
+        state = self._trace(record["trace_id"])
+        state.nodes.add((namespace(record["checkpoint_ns"]), record["graph_node"], record["graph_step"]))
 
-    def on_end(self, record: dict[str, Any], parent: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """Events decided by the run that just ended (``parent``: its open parent record)."""
+    def on_branch(self, node: dict[str, Any], path: Any, ends: Any, result: Any) -> None:
+        """LangGraph resolved a conditional edge of the open node run ``node``."""
+        items = _as_list(result)
+        event = self._event(node, node["graph_node"], "conditional_edge")
+        event["span_id"] = node.pop("_route_span", None) or node["span_id"]
+        event["condition"] = readable_name(path, "condition")
+        event["result"] = _json_result(result)
+        if any(isinstance(item, Send) for item in items):
+            event["kind"] = "send"
+        event["destinations"] = destinations(items, ends)
+        event["time"] = time.time()
+        node.setdefault("_decisions", []).append(event)
+
+    def on_end(
+        self,
+        record: dict[str, Any],
+        parent: dict[str, Any] | None,
+        control: BaseException | None = None,
+    ) -> list[dict[str, Any]]:
+        """Events decided by the run that just ended (``parent``: its open parent record;
+        ``control``: the ``ParentCommand`` it raised, if any)."""
         if record["graph_node"] is None:
             return []
         if record.get("_node_run"):
-            return self._command(record)
-        index = _branch_index(record["tags"])
-        if index is None or parent is None or not parent.get("_node_run"):
+            if control is not None:
+                return self._handoff(record, control)
+            decisions = record.pop("_decisions", None)
+            if record["status"] != "ok":
+                return []  # failed or interrupted: LangGraph discards the task's writes
+            return [*(decisions or ()), *self._command(record)]
+        step = _seq_step(record["tags"])
+        if step is None or step < _FIRST_ROUTE_STEP or parent is None:
             return []
-        return self._conditional(record, parent, index)
+        if not parent.get("_node_run"):
+            return []
+        if not self.hooked:
+            return self._fallback_conditional(record, parent, step)
+        if record["status"] == "error":  # the routing function raised: no decision made
+            return [self._failed_route(record, parent)]
+        parent["_route_span"] = record["span_id"]  # the decision that follows is this run's
+        return []
 
     def on_trace_end(self, trace_id: str) -> list[dict[str, Any]]:
         state = self._traces.pop(trace_id, None)
@@ -178,8 +282,8 @@ class GraphTracker:
             return []
         events = []
         for event, candidates, ns in state.pending:
-            # A returned string that names a node started in the next step of the same
-            # graph was a node name; anything else was a path_map key we cannot map.
+            # Fallback only: a returned string that names a node started in the next step
+            # of the same graph was a node name; anything else a path_map key not mapped.
             step = event["step"] + 1 if isinstance(event["step"], int) else None
             event["destinations"] = list(
                 dict.fromkeys(
@@ -189,9 +293,15 @@ class GraphTracker:
                 )
             )
             events.append(event)
-        return events
+        return events  # handoffs still pending were never applied: none is recorded
 
     # -- decisions ---------------------------------------------------------------------------
+
+    def _trace(self, trace_id: str) -> _Trace:
+        state = self._traces.get(trace_id)
+        if state is None:
+            state = self._traces[trace_id] = _Trace()
+        return state
 
     def _event(self, record: dict[str, Any], source: str, kind: str) -> dict[str, Any]:
         return {
@@ -208,86 +318,83 @@ class GraphTracker:
             "error": None,
         }
 
-    def _conditional(
-        self, record: dict[str, Any], node: dict[str, Any], index: int
-    ) -> list[dict[str, Any]]:
-        source = node["graph_node"]
-        known = self._branches.get(source, [])
-        branch = known[index] if index < len(known) else None
-        event = self._event(record, source, "conditional_edge")
-        event["condition"] = branch.name if branch else record["name"]
-        if record["status"] == "error":
-            error = record["error"] or {}
-            event["error"] = {"type": error.get("type"), "message": error.get("message")}
-            return [event]
-        raw = record["outputs"].get("output") if isinstance(record["outputs"], dict) else None
-        result, destinations, has_send = _targets(raw)
-        event["result"] = result
-        if has_send:
-            event["kind"] = "send"
-        items = _as_list(result)
-        if branch is not None and branch.ends is not None:
-            destinations = [
-                dest if dest is not None else _lookup(branch.ends, item)
-                for dest, item in zip(destinations, items, strict=True)
-            ]
-        return self._resolve(record, event, destinations, items)
+    def _failed_route(self, record: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+        event = self._event(record, node["graph_node"], "conditional_edge")
+        event["condition"] = record["name"]
+        error = record["error"] or {}
+        event["error"] = {"type": error.get("type"), "message": error.get("message")}
+        return event
 
     def _command(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """``Command(goto=...)`` returned by a node (alone or in a list of updates)."""
         outputs = record["outputs"]
-        command = outputs.get("output") if isinstance(outputs, dict) else None
-        gotos = [c.goto for c in _as_list(command) if isinstance(c, Command) and c.goto]
+        output = outputs.get("output") if isinstance(outputs, dict) else None
+        gotos = [
+            c.goto
+            for c in _as_list(output)
+            if isinstance(c, Command) and c.goto and c.graph is None
+        ]
         if not gotos:
             return []
-        goto: Any = gotos[0] if len(gotos) == 1 else [g for go in gotos for g in _as_list(go)]
+        items = [item for goto in gotos for item in _as_list(goto)]
         event = self._event(record, record["graph_node"], "command")
-        result, destinations, _ = _targets(goto)
-        event["result"] = result
-        items = _as_list(result)
-        # goto always names nodes (no path_map), so every string is a destination.
-        names = [d if d is not None else i for d, i in zip(destinations, items, strict=True)]
-        event["destinations"] = list(dict.fromkeys(n for n in names if isinstance(n, str)))
+        event["result"] = _json_result(gotos[0] if len(gotos) == 1 else items)
+        event["destinations"] = destinations(items)
         return [event]
 
-    def _resolve(
-        self,
-        record: dict[str, Any],
-        event: dict[str, Any],
-        destinations: list[str | None],
-        items: list[Any],
+    def _handoff(self, record: dict[str, Any], error: BaseException) -> list[dict[str, Any]]:
+        """``Command(graph=PARENT)``: recorded once, on the node that returned it, when the
+        enclosing subgraph node LangGraph applies it to has ended with it."""
+        command = error.args[0] if error.args else None
+        if not isinstance(command, Command):
+            return []
+        state = self._trace(record["trace_id"])
+        held = state.handoffs.get(id(error))
+        if held is None:  # the first node run to see it returned it
+            event = self._event(record, record["graph_node"], "handoff")
+            event["result"] = _json_result(command.goto)
+            state.handoffs[id(error)] = (error, event)  # the error kept alive: id stays unique
+            return []
+        ns = record["checkpoint_ns"] or ""
+        if command.graph not in (ns, _strip_task_ids(ns), record["graph_node"]):
+            return []  # still on its way up to the graph it names
+        del state.handoffs[id(error)]
+        event = held[1]
+        event["destinations"] = destinations(_as_list(command.goto))
+        return [event]
+
+    def _fallback_conditional(
+        self, record: dict[str, Any], node: dict[str, Any], step: int
     ) -> list[dict[str, Any]]:
-        """Emit now when every destination is known, else wait for the trace to end."""
-        if all(dest is not None for dest in destinations):
-            event["destinations"] = list(dict.fromkeys(destinations))
+        """Without the hook: a traced routing run's result, resolved as well as callbacks
+        allow (path_map keys only through ``graphs=``)."""
+        first = _FIRST_ROUTE_STEP if node["graph_node"] == START_NODE else _FIRST_BRANCH_STEP
+        index = step - first
+        if index < 0:
+            return []
+        if record["status"] == "error":
+            return [self._failed_route(record, node)]
+        known = self._branches.get(node["graph_node"], [])
+        branch = known[index] if index < len(known) else None
+        event = self._event(record, node["graph_node"], "conditional_edge")
+        event["condition"] = branch.name if branch else record["name"]
+        raw = record["outputs"].get("output") if isinstance(record["outputs"], dict) else None
+        items = _as_list(raw)
+        event["result"] = _json_result(raw)
+        if any(isinstance(item, Send) for item in items):
+            event["kind"] = "send"
+        if branch is not None and branch.ends is not None:
+            event["destinations"] = destinations(items, branch.ends)
             return [event]
-        # A plain string is a node name or a path_map key: resolved when the trace ends,
-        # from the nodes that started next.  Known destinations stay as they are.
-        candidates = [d if d is not None else i for d, i in zip(destinations, items, strict=True)]
-        state = self._traces.setdefault(record["trace_id"], _Trace())
+        if all(isinstance(item, Send) or item == END for item in items):
+            event["destinations"] = destinations(items)
+            return [event]
+        candidates = [item.node if isinstance(item, Send) else item for item in items]
+        state = self._trace(record["trace_id"])
         state.pending.append((event, candidates, namespace(record["checkpoint_ns"])))
         return []
 
 
-def _readable(name: str, path: Any) -> str:
-    """A routing function's name; lambdas and partials (which LangGraph calls "condition")
-    become ``<lambda at file.py:12>`` and the wrapped function's name."""
-    if name != "condition":
-        return name
-    func = getattr(path, "func", None) or getattr(path, "afunc", None)
-    while isinstance(func, functools.partial):
-        func = func.func
-    code = getattr(func, "__code__", None)
-    if getattr(func, "__name__", None) == "<lambda>" and code is not None:
-        return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
-    return getattr(func, "__name__", None) or name
-
-
-def _lookup(ends: dict[Any, str], key: Any) -> str | None:
-    try:
-        return ends.get(key)
-    except TypeError:  # unhashable result
-        return None
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+def _strip_task_ids(ns: str) -> str:
+    """``a:id|b:id`` -> ``a|b`` (how LangGraph also names a graph in ``Command.graph``)."""
+    return "|".join(part.split(":", 1)[0] for part in ns.split("|"))

@@ -128,7 +128,8 @@ class BranchStat(_Row):
 
     source: str | None
     destination: str | None
-    count: int
+    count: int = Field(description="decisions that went to `destination`")
+    tasks: int = Field(0, description="tasks those decisions started there (fan-out kept)")
     decisions: int = Field(description="decisions taken at `source` in the selection")
     rate: float = Field(description="count / decisions")
 

@@ -21,7 +21,7 @@ from typing import IO, Any, TypeVar
 from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
-from .langgraph import qualified
+from .langgraph import node_path, qualified
 from .model import BranchEvent, BranchStat, BudgetExceeded, Span, StatRow, Trace
 from .schema import (
     BRANCH_COLUMNS,
@@ -273,20 +273,25 @@ class TraceStore:
         since: TimeLike | None = None,
         until: TimeLike | None = None,
     ) -> list[BranchStat]:
-        """Per (source, destination): how many decisions went there, and the rate among all
-        decisions taken at that source.  A fan-out decision counts for each destination, so
-        rates of one source may add up to more than 1; an unresolved one counts as ``None``.
+        """Per (source, destination): how many decisions went there (``count``), how many
+        tasks they started there (``tasks``: a fan-out of three ``Send``\s is one decision
+        and three tasks), and ``rate`` = count / all decisions taken at that source.  A
+        decision to several destinations counts for each, so the rates of one source may
+        add up to more than 1; a decision with no known destination counts as ``None``.
         """
         where, params = _filters({"b.source": source}, "b.time", since, until)
         sql = f"""
             WITH selected AS (SELECT * FROM branch_events b WHERE {" AND ".join(where)}),
             decisions AS (SELECT source, count(*) AS n FROM selected GROUP BY source),
             targets AS (
-                SELECT s.source, d.value AS destination FROM selected s, json_each(s.destinations) d
+                SELECT s.id, s.source, d.value AS destination
+                FROM selected s, json_each(s.destinations) d
                 UNION ALL
-                SELECT s.source, NULL FROM selected s WHERE json_array_length(s.destinations) = 0
+                SELECT s.id, s.source, NULL FROM selected s
+                WHERE json_array_length(s.destinations) = 0
             )
-            SELECT t.source, t.destination, count(*) AS count, decisions.n AS decisions
+            SELECT t.source, t.destination, count(DISTINCT t.id) AS count, count(*) AS tasks,
+                   decisions.n AS decisions
             FROM targets t JOIN decisions ON decisions.source IS t.source
             GROUP BY t.source, t.destination ORDER BY t.source, count DESC, t.destination
         """
@@ -295,6 +300,7 @@ class TraceStore:
                 source=row["source"],
                 destination=row["destination"],
                 count=row["count"],
+                tasks=row["tasks"],
                 decisions=row["decisions"],
                 rate=row["count"] / row["decisions"],
             )
@@ -302,19 +308,23 @@ class TraceStore:
         )
 
     def path(self, trace_id: str) -> list[str]:
-        """The LangGraph nodes a trace ran, in order (subgraph nodes as ``outer/inner``)."""
+        """The LangGraph nodes a trace ran (subgraph nodes as ``outer/inner``), without the
+        hidden ``__start__`` node.
+
+        Canonical order, the same whichever way the graph was run (invoke, stream, async):
+        by superstep; the nodes of one superstep (which run in parallel) by name, then task
+        id; a subgraph node's inner nodes right after it."""
         rows = self._query(
-            "SELECT graph_node, checkpoint_ns FROM spans WHERE trace_id = ? "
+            "SELECT graph_node, graph_step, checkpoint_ns FROM spans WHERE trace_id = ? "
             "AND graph_node IS NOT NULL AND name = graph_node AND EXISTS "
-            "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%') "
-            "ORDER BY start_time, rowid",
+            "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%')",
             (str(trace_id),),
         )
         if not rows and not self._query(
             "SELECT 1 FROM spans WHERE trace_id = ? LIMIT 1", (str(trace_id),)
         ):
             raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.db_path!r}")
-        return [qualified(row["graph_node"], row["checkpoint_ns"]) for row in rows]
+        return node_path(rows)
 
     def paths(
         self, *, name: str | None = None, since: TimeLike | None = None, limit: int = 10_000

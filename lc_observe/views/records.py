@@ -110,6 +110,7 @@ STAT_COLUMNS: list[Column] = [
     ("source", lambda b: _opt(b.source), False),
     ("destination", lambda b: "? (unknown)" if b.destination is None else b.destination, False),
     ("count", lambda b: str(b.count), True),
+    ("tasks", lambda b: str(b.tasks), True),
     ("decisions", lambda b: str(b.decisions), True),
     ("rate", lambda b: f"{b.rate:.1%}", True),
 ]
