@@ -23,10 +23,10 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from . import langgraph_hook
 from .budgets import Budget, BudgetTracker
 from .dispatch import Dispatcher, Sink, install_sigterm_exit
 from .errors import BudgetExceededError
-from . import langgraph_hook
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
 from .mirrors import build_mirrors
 from .pricing import PriceTable

@@ -83,6 +83,8 @@ def namespace(checkpoint_ns: str | None) -> str:
 
 def qualified(node: str, checkpoint_ns: str | None) -> str:
     """``node`` prefixed by the nodes of the enclosing subgraphs: ``outer/inner``."""
+    if not checkpoint_ns or "|" not in checkpoint_ns:
+        return node
     outer = [
         part.split(":", 1)[0]
         for part in namespace(checkpoint_ns).split("|")
@@ -100,15 +102,17 @@ def node_path(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     for row in rows:
         ns = row["checkpoint_ns"] or ""
         segment = ns.rpartition("|")[2]
-        steps[segment] = (row["graph_step"] if row["graph_step"] is not None else -1, row["graph_node"], segment)
+        steps[segment] = (
+            row["graph_step"] if row["graph_step"] is not None else -1,
+            row["graph_node"],
+            segment,
+        )
         nodes.append((ns, row["graph_node"]))
 
     def key(item: tuple[str, str]) -> tuple:
         return tuple(steps.get(part, (-1, part, part)) for part in item[0].split("|") if part)
 
-    return [
-        qualified(node, ns) for ns, node in sorted(nodes, key=key) if node != START_NODE
-    ]
+    return [qualified(node, ns) for ns, node in sorted(nodes, key=key) if node != START_NODE]
 
 
 def _seq_step(tags: Iterable[str]) -> int | None:
@@ -172,7 +176,7 @@ def readable_name(path: Any, default: str | None = None) -> str | None:
         return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
     if name:
         return name
-    if func is not None and hasattr(func, "__call__"):  # a callable object
+    if func is not None and callable(func):  # a callable object
         return type(func).__name__
     return getattr(path, "name", None) or default
 
@@ -206,6 +210,7 @@ class GraphTracker:
         self.hooked = hooked
         self._traces: dict[str, _Trace] = {}
         self._branches: dict[str, list[_Branch]] = {}  # fallback: source node -> edges
+        self._names: dict[int, tuple[Any, str | None]] = {}  # id(routing object) -> name
 
     def register_graph(self, graph: Any) -> None:
         """Learn routing names and path_maps from a compiled graph (and its subgraphs).
@@ -232,20 +237,58 @@ class GraphTracker:
         if not node_run or self.hooked:
             return
         state = self._trace(record["trace_id"])
-        state.nodes.add((namespace(record["checkpoint_ns"]), record["graph_node"], record["graph_step"]))
+        state.nodes.add(
+            (namespace(record["checkpoint_ns"]), record["graph_node"], record["graph_step"])
+        )
 
     def on_branch(self, node: dict[str, Any], path: Any, ends: Any, result: Any) -> None:
         """LangGraph resolved a conditional edge of the open node run ``node``."""
-        items = _as_list(result)
-        event = self._event(node, node["graph_node"], "conditional_edge")
-        event["span_id"] = node.pop("_route_span", None) or node["span_id"]
-        event["condition"] = readable_name(path, "condition")
-        event["result"] = _json_result(result)
-        if any(isinstance(item, Send) for item in items):
+        event = {
+            "trace_id": node["trace_id"],
+            "span_id": node.pop("_route_span", None) or node["span_id"],
+            "source": qualified(node["graph_node"], node["checkpoint_ns"]),
+            "condition": self._condition_name(path),
+            "result": None,
+            "destinations": [],
+            "kind": "conditional_edge",
+            "step": node["graph_step"],
+            "checkpoint_ns": node["checkpoint_ns"],
+            "time": time.time(),
+            "error": None,
+        }
+        if isinstance(result, (list, tuple)):
+            event["result"] = _json_result(result)
+            if any(isinstance(item, Send) for item in result):
+                event["kind"] = "send"
+            event["destinations"] = destinations(result, ends)
+        elif isinstance(result, Send):
+            event["result"] = _json_item(result)
             event["kind"] = "send"
-        event["destinations"] = destinations(items, ends)
-        event["time"] = time.time()
-        node.setdefault("_decisions", []).append(event)
+            event["destinations"] = [result.node]
+        else:
+            event["result"] = result
+            try:
+                target = ends[result] if ends else result
+            except (KeyError, TypeError):
+                target = None
+            event["destinations"] = [target] if isinstance(target, str) else []
+        decisions = node.get("_decisions")
+        if decisions is None:
+            node["_decisions"] = [event]
+        else:
+            decisions.append(event)
+
+    def _condition_name(self, path: Any) -> str | None:
+        """`readable_name`, remembered per routing object (graphs reuse theirs)."""
+        key = id(path)
+        cached = self._names.get(key)
+        if cached is not None and cached[0] is path:
+            return cached[1]
+        name = readable_name(path, "condition")
+        if len(self._names) >= 4096:
+            self._names.clear()
+        self._names[key] = (path, name)  # the object kept alive: its id stays unique
+        return name
 
     def on_end(
         self,

@@ -62,10 +62,12 @@ def _branch_spec() -> Any:
     return BranchSpec
 
 
-def install() -> bool:
-    """Wrap LangGraph's branch resolution once per process; True when active."""
+def install(*, force: bool = False) -> bool:
+    """Wrap LangGraph's branch resolution once per process; True when active.
+
+    After `uninstall()` it stays off until ``install(force=True)``."""
     with _lock:
-        if _state["installed"] is not None:
+        if _state["installed"] is not None and not force:
             return bool(_state["installed"])
         _state["installed"] = ok = _install()
         return ok
@@ -122,13 +124,14 @@ def _install() -> bool:
 
 
 def uninstall() -> None:
-    """Put LangGraph's own method back (tests use this to exercise the fallback)."""
+    """Put LangGraph's own method back; handlers created afterwards record from callbacks
+    only (the fallback), until ``install(force=True)``."""
     with _lock:
         spec = _branch_spec()
         wrapped = getattr(spec._finish, "__wrapped__", None)
         if wrapped is not None and getattr(spec._finish, "_lc_observe", False):
             spec._finish = wrapped
-        _state["installed"] = None
+        _state["installed"] = False
 
 
 def active() -> bool:

@@ -21,7 +21,7 @@ from typing import IO, Any, TypeVar
 from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
-from .langgraph import node_path, qualified
+from .langgraph import node_path
 from .model import BranchEvent, BranchStat, BudgetExceeded, Span, StatRow, Trace
 from .schema import (
     BRANCH_COLUMNS,
@@ -274,7 +274,7 @@ class TraceStore:
         until: TimeLike | None = None,
     ) -> list[BranchStat]:
         """Per (source, destination): how many decisions went there (``count``), how many
-        tasks they started there (``tasks``: a fan-out of three ``Send``\s is one decision
+        tasks they started there (``tasks``: a fan-out of three ``Send`` packets is one decision
         and three tasks), and ``rate`` = count / all decisions taken at that source.  A
         decision to several destinations counts for each, so the rates of one source may
         add up to more than 1; a decision with no known destination counts as ``None``.

@@ -209,7 +209,9 @@ class Truth:
             if want != got:
                 task = self.tasks.get(task_id)
                 name = "/".join([*task.ns, task.name]) if task else task_id
-                report.problems.append(f"{name}: LangGraph went to {dict(want)}, recorded {dict(got)}")
+                report.problems.append(
+                    f"{name}: LangGraph went to {dict(want)}, recorded {dict(got)}"
+                )
         for task in self.tasks.values():
             if task.ok:
                 want_n, got_n = self.expected_conditionals(task), conditionals[task.id]

@@ -124,7 +124,9 @@ def create_agent_human_in_the_loop() -> Scenario:
         checkpointer=InMemorySaver(),
     )
     resume = Command(resume={"decisions": [{"type": "approve"}]})
-    return Scenario("create_agent: human-in-the-loop interrupt + resume", graph, [_human("2+2"), resume])
+    return Scenario(
+        "create_agent: human-in-the-loop interrupt + resume", graph, [_human("2+2"), resume]
+    )
 
 
 def create_agent_summarization() -> Scenario:
@@ -237,9 +239,11 @@ def swarm() -> Scenario:
     from langgraph_swarm import create_handoff_tool, create_swarm
 
     alice_model = ScriptedChatModel(
-        script=lambda messages: ("", [call("transfer_to_bob")])
-        if not _saw(messages, "Successfully transferred")
-        else ("alice again", [])
+        script=lambda messages: (
+            ("", [call("transfer_to_bob")])
+            if not _saw(messages, "Successfully transferred")
+            else ("alice again", [])
+        )
     )
     alice = create_agent(alice_model, [create_handoff_tool(agent_name="bob")], name="alice")
     bob = create_agent(
@@ -399,7 +403,9 @@ def interrupt_and_resume() -> Scenario:
     builder.add_edge("yes", END)
     builder.add_edge("no", END)
     graph = builder.compile(checkpointer=InMemorySaver())
-    return Scenario("interrupt() + resume, path_map router", graph, [{"log": []}, Command(resume="yes")])
+    return Scenario(
+        "interrupt() + resume, path_map router", graph, [{"log": []}, Command(resume="yes")]
+    )
 
 
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
@@ -419,4 +425,3 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "nested": nested_subgraphs,
     "interrupt": interrupt_and_resume,
 }
-

@@ -14,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, TraceStore, langgraph_hook
 
 
 class S(TypedDict, total=False):
@@ -114,11 +114,35 @@ def test_path_map_resolved_with_the_registered_graph(db_path, x: int, expected: 
     )
 
 
-def test_path_map_key_without_the_graph_is_stored_as_unknown(db_path) -> None:
+@pytest.mark.parametrize("x, expected", [(1, "b"), (-1, "c")])
+def test_path_map_resolved_without_the_graph(db_path, x: int, expected: str) -> None:
+    _, store = _run(_graph(_path_map), {"x": x}, db_path)
+    (event,) = _events(store)
+    key = "yes" if x > 0 else "no"
+    assert event == ("a", "route", key, [expected], "conditional_edge", 1, None)
+
+
+@pytest.fixture
+def callbacks_only():
+    """Handlers created inside see LangGraph through callbacks only (the fallback used on a
+    LangGraph version the hook does not understand)."""
+    langgraph_hook.uninstall()
+    yield
+    assert langgraph_hook.install(force=True)
+
+
+def test_fallback_path_map_key_without_the_graph_is_unknown(db_path, callbacks_only) -> None:
     _, store = _run(_graph(_path_map), {"x": 1}, db_path)
     (event,) = _events(store)
     assert event == ("a", "route", "yes", [], "conditional_edge", 1, None)  # never guessed
     assert store.path(store.traces()[0].trace_id) == ["a", "b"]  # where it went is still known
+
+
+@pytest.mark.parametrize("x, expected", [(1, "b"), (-1, "c")])
+def test_fallback_path_map_resolved_with_graphs_hint(db_path, callbacks_only, x, expected) -> None:
+    _, store = _run(_graph(_path_map), {"x": x}, db_path, register=True)
+    (event,) = _events(store)
+    assert event[3] == [expected]
 
 
 def test_list_path_map(db_path) -> None:
