@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from ..langgraph import is_node_run
 from ..serialize import Limits, dumps
 
 BRANCH_EVENT = "langgraph.branch"
@@ -102,7 +103,7 @@ class SpanBuilder:
         graph_runs = {
             r["parent_id"]
             for r in records
-            if r["parent_id"] is not None and r["graph_node"] is not None and _is_node_run(r)
+            if r["parent_id"] is not None and is_node_run(r["tags"], r["graph_node"])
         }
         return [
             self.span(r, by_span.get(r["span_id"], ()), r["span_id"] in graph_runs) for r in records
@@ -268,8 +269,3 @@ class SpanBuilder:
             decoded = json.loads(text)
             return decoded if isinstance(decoded, str) else text
         return text
-
-
-def _is_node_run(record: dict[str, Any]) -> bool:
-    """A LangGraph node run (its parent runs the graph)."""
-    return any(str(tag).startswith("graph:step:") for tag in record["tags"] or ())

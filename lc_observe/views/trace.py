@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..langgraph import is_node_run
 from ..model import BranchEvent, Span, Trace
 from ..tree import format_trace
 from ._html import (
@@ -35,11 +36,7 @@ from ._html import (
 
 def is_node_span(span: Span) -> bool:
     """True for the run of a LangGraph node itself (not a run inside the node)."""
-    return (
-        span.graph_node is not None
-        and span.name == span.graph_node
-        and any(tag.startswith("graph:step:") for tag in span.tags)
-    )
+    return span.name == span.graph_node and is_node_run(span.tags, span.graph_node)
 
 
 @dataclass
