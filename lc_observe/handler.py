@@ -140,7 +140,9 @@ class ObsHandler(BaseCallbackHandler):
         batch_size: records written per transaction.
         schedule_delay: seconds the writer waits to fill a batch.
         exit_timeout: seconds the ``atexit`` flush may take at most.
-        graphs: compiled LangGraph graphs whose routing functions should get readable names.
+        graphs: optional hint, used only when the LangGraph branch hook is off (a LangGraph
+            version it does not understand): compiled graphs whose path_maps and routing
+            names the callback-only fallback should know.  Not needed otherwise.
         max_open_runs: runs kept open in memory at most; beyond it the oldest is written as
             ``running`` and forgotten (counted in ``stats["abandoned"]``).
         open_run_ttl: seconds after which an unfinished run is written as ``running`` and
