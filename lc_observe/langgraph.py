@@ -243,9 +243,12 @@ class GraphTracker:
 
     def on_branch(self, node: dict[str, Any], path: Any, ends: Any, result: Any) -> None:
         """LangGraph resolved a conditional edge of the open node run ``node``."""
+        route_span = node.pop("_route_span", None)  # the traced routing run that just ended
+        if route_span is None or getattr(path, "trace", True) is False:
+            route_span = node["span_id"]  # an untraced router runs no run of its own
         event = {
             "trace_id": node["trace_id"],
-            "span_id": node.pop("_route_span", None) or node["span_id"],
+            "span_id": route_span,
             "source": qualified(node["graph_node"], node["checkpoint_ns"]),
             "condition": self._condition_name(path),
             "result": None,

@@ -124,3 +124,14 @@ def test_astream_events_records_what_invoke_records(key: str, tmp_path: Path) ->
     asyncio.run(consume())
     handler.close()
     assert _summary(TraceStore(tmp_path / "events.db")) == _summary(reference)
+
+
+def test_graph_view_draws_start_routing_and_handoffs(db_path: Path) -> None:
+    _, store, _ = record(SCENARIOS["swarm"](), db_path, "invoke")
+    edges = store.graph().graph.edges
+    assert ("__start__", "__start__") not in edges
+    assert edges[("__start__", "alice")].kind == "branch"  # route_to_active_agent
+    assert edges[("__start__", "bob")].kind == "branch"  # the second run resumes with bob
+    handoff = edges[("alice/tools", "bob")]
+    assert (handoff.kind, handoff.count) == ("branch", 1)
+    assert ("alice", "bob") not in edges  # explained by the handoff, not a guessed edge

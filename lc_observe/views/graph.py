@@ -7,7 +7,10 @@ How edges are observed, per trace and per (sub)graph:
 
 * ``__start__`` → every node of the first step; a subgraph's first nodes hang off the node
   that runs the subgraph (``sub`` → ``sub/inner``).
-* A routing decision (a `BranchEvent`) gives ``source`` → each of its destinations.
+* A routing decision (a `BranchEvent`) gives ``source`` → each of its destinations; an edge
+  from ``START`` decided by a router is a branch out of ``__start__``; a handoff
+  (``Command.PARENT``) goes from the inner node that returned it to its destination in the
+  parent graph.
 * A node of step *k+1* that no decision of step *k* explains is linked from every node of
   step *k* (exact when step *k* ran one node; with parallel nodes it is the superset, since
   callbacks do not say which of them triggered it).
@@ -156,13 +159,14 @@ def observe(
         node_rows += store._query(
             "SELECT trace_id, graph_node, graph_step, checkpoint_ns, status, latency_ms "
             f"FROM spans WHERE trace_id IN ({marks}) AND graph_node IS NOT NULL "
-            "AND name = graph_node AND graph_step IS NOT NULL AND EXISTS "
+            "AND name = graph_node AND graph_node != '__start__' AND graph_step IS NOT NULL "
+            "AND EXISTS "
             "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%') "
             "ORDER BY start_time, rowid",
             chunk,
         )
         branch_rows += store._query(
-            "SELECT trace_id, source, destinations, step, checkpoint_ns FROM branch_events "
+            "SELECT trace_id, source, destinations, step, checkpoint_ns, kind FROM branch_events "
             f"WHERE trace_id IN ({marks}) ORDER BY time, id",
             chunk,
         )
@@ -200,15 +204,19 @@ def build(
     decisions: dict[str, dict[tuple[str, int | None], list[tuple[str, list[str]]]]] = defaultdict(
         lambda: defaultdict(list)
     )
+    steps_of = {row["checkpoint_ns"]: row["graph_step"] for row in node_rows}
     for row in branch_rows:
-        scope = namespace(row["checkpoint_ns"])
+        scope, step = namespace(row["checkpoint_ns"]), row["step"]
+        if row["kind"] == "handoff":  # decided inside a subgraph, applied in its parent
+            step = steps_of.get(scope, step)  # the step of the subgraph's own node
+            scope = namespace(scope)
         prefix = _scope_path(scope)
         targets = json.loads(row["destinations"] or "[]")
         qualified_targets = [
             t if t == END or not prefix else f"{prefix}/{t}" for t in targets if isinstance(t, str)
         ]
         source = row["source"] or "?"
-        decisions[row["trace_id"]][(scope, row["step"])].append((source, qualified_targets))
+        decisions[row["trace_id"]][(scope, step)].append((source, qualified_targets))
 
     for trace, status in trace_status.items():
         scopes = runs.get(trace, {})
@@ -251,7 +259,15 @@ def _transitions(
     for scope, steps in scopes.items():
         order = sorted(steps)
         entry, kind = (START, "edge") if not scope else (_scope_path(scope), "subgraph")
-        groups.append({(entry, target): kind for target in steps[order[0]]})
+        routed = {  # where a conditional edge from START sent the graph
+            target
+            for source, targets in decisions.get((scope, order[0] - 1), [])
+            if source.rpartition("/")[2] == START
+            for target in targets
+        }
+        groups.append(
+            {(entry, target): "branch" if target in routed else kind for target in steps[order[0]]}
+        )
         for before, after in pairwise(order):
             group: Transition = {}
             for source, targets in decisions.get((scope, before), []):
