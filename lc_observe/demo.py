@@ -174,7 +174,7 @@ def run_demo(db_path: str = "lc_observe.db", questions: list[str] | None = None)
 
     graph = build_graph()
     trace_ids: list[str] = []
-    with ObsHandler(db_path, session_id="demo", tags=["demo"], graphs=[graph]) as handler:
+    with ObsHandler(db_path, session_id="demo", tags=["demo"]) as handler:
         for question in questions or QUESTIONS:
             run_id = uuid.uuid4()  # the root run's id is the trace id
             config = {"callbacks": [handler], "run_id": run_id, "metadata": {"user_id": "demo"}}
