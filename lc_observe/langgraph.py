@@ -26,6 +26,7 @@ Where decisions come from:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
@@ -43,7 +44,7 @@ except ImportError:  # pragma: no cover
     Command = Send = ()  # type: ignore[assignment,misc]
 
 START_NODE = "__start__"  # LangGraph's hidden input node: conditional edges from START
-_PARENT = "__parent__"  # Command.PARENT
+_MAX_TRACES = 10_000  # traces with pending state kept at most (oldest dropped)
 _FIRST_ROUTE_STEP = 2  # seq:step:1 is the node function; routing runs come after it
 _FIRST_BRANCH_STEP = 3  # fallback: 2 is the state write, then one step per conditional edge
 
@@ -246,35 +247,14 @@ class GraphTracker:
         route_span = node.pop("_route_span", None)  # the traced routing run that just ended
         if route_span is None or getattr(path, "trace", True) is False:
             route_span = node["span_id"]  # an untraced router runs no run of its own
-        event = {
-            "trace_id": node["trace_id"],
-            "span_id": route_span,
-            "source": qualified(node["graph_node"], node["checkpoint_ns"]),
-            "condition": self._condition_name(path),
-            "result": None,
-            "destinations": [],
-            "kind": "conditional_edge",
-            "step": node["graph_step"],
-            "checkpoint_ns": node["checkpoint_ns"],
-            "time": time.time(),
-            "error": None,
-        }
-        if isinstance(result, (list, tuple)):
-            event["result"] = _json_result(result)
-            if any(isinstance(item, Send) for item in result):
-                event["kind"] = "send"
-            event["destinations"] = destinations(result, ends)
-        elif isinstance(result, Send):
-            event["result"] = _json_item(result)
+        event = self._event(node, node["graph_node"], "conditional_edge", at=time.time())
+        event["span_id"] = route_span
+        event["condition"] = self._condition_name(path)
+        items = _as_list(result)
+        event["result"] = _json_result(result)
+        if any(isinstance(item, Send) for item in items):
             event["kind"] = "send"
-            event["destinations"] = [result.node]
-        else:
-            event["result"] = result
-            try:
-                target = ends[result] if ends else result
-            except (KeyError, TypeError):
-                target = None
-            event["destinations"] = [target] if isinstance(target, str) else []
+        event["destinations"] = destinations(items, ends)
         decisions = node.get("_decisions")
         if decisions is None:
             node["_decisions"] = [event]
@@ -346,10 +326,16 @@ class GraphTracker:
     def _trace(self, trace_id: str) -> _Trace:
         state = self._traces.get(trace_id)
         if state is None:
+            if len(self._traces) >= _MAX_TRACES:  # roots that never end must not pile up
+                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                    del self._traces[next(iter(self._traces))]
             state = self._traces[trace_id] = _Trace()
         return state
 
-    def _event(self, record: dict[str, Any], source: str, kind: str) -> dict[str, Any]:
+    def _event(
+        self, record: dict[str, Any], source: str, kind: str, at: float | None = None
+    ) -> dict[str, Any]:
+        """A branch event of ``record``'s node, decided ``at`` (default: when it ended)."""
         return {
             "trace_id": record["trace_id"],
             "span_id": record["span_id"],
@@ -360,7 +346,7 @@ class GraphTracker:
             "kind": kind,
             "step": record["graph_step"],
             "checkpoint_ns": record["checkpoint_ns"],
-            "time": record["end_time"] or time.time(),
+            "time": at or record["end_time"] or time.time(),
             "error": None,
         }
 
