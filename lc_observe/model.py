@@ -217,3 +217,39 @@ class StatRow(_Row):
     unpriced: int = Field(0, description="model calls with tokens but no known price")
     cache_hits: int = 0
     cache_hit_rate: float | None = Field(None, description="cache hits / chat model calls")
+
+
+ScoreSource = Literal["human", "judge", "heuristic", "feedback"]
+
+
+class Score(_Row):
+    """A quality score of a trace (or of one span in it): user feedback, a heuristic check
+    or an LLM judge's verdict (`TraceStore.add_score`, `ObsHandler.score`).
+
+    ``value`` is a float (numeric), a bool (boolean) or a str (categorical), as given;
+    ``value_type`` says which.  A malformed judge verdict has ``value=None`` and ``error``.
+    """
+
+    id: int | None = None
+    trace_id: str
+    span_id: str | None = None
+    name: str
+    value: bool | float | str | None = Field(
+        description="float (numeric), bool (boolean) or str (categorical); None if malformed"
+    )
+    value_type: Literal["numeric", "boolean", "categorical", "error"] = "numeric"
+    source: str = "human"
+    author: str | None = None
+    comment: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    error: dict[str, Any] | None = Field(
+        default=None, description="why a verdict could not be read (message, raw text)"
+    )
+    time: datetime
+
+    @property
+    def numeric(self) -> float | None:
+        """The value as a number (booleans 1.0 / 0.0); None for categorical or malformed."""
+        if isinstance(self.value, bool):
+            return float(self.value)
+        return self.value if isinstance(self.value, float) else None

@@ -22,12 +22,13 @@ from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import qualified
-from .model import BranchEvent, BranchStat, BudgetExceeded, Span, StatRow, Trace
+from .model import BranchEvent, BranchStat, BudgetExceeded, Score, Span, StatRow, Trace
 from .schema import (
     BRANCH_COLUMNS,
     BUDGET_COLUMNS,
     JSON_COLUMNS,
     SCHEMA_VERSION,
+    SCORE_COLUMNS,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
     check_compatible,
@@ -96,6 +97,18 @@ def _parse(row: sqlite3.Row) -> dict[str, Any]:
         if data[key] is not None:
             data[key] = json.loads(data[key])
     return data
+
+
+def _score(row: sqlite3.Row) -> Score:
+    from .scores import score_value
+
+    data = _parse(row)
+    data["value"] = score_value(data)
+    data["source"] = data.get("source") or "human"  # rows of files before version 4
+    data["value_type"] = data.get("value_type") or "numeric"
+    data["metadata"] = data.get("metadata") or {}
+    data.pop("label", None)
+    return Score.model_validate(data)
 
 
 def _span(row: sqlite3.Row) -> Span:
@@ -375,6 +388,166 @@ class TraceStore:
             f"WHERE {' AND '.join(where)} ORDER BY time, id"
         )
         return RecordList(BudgetExceeded.model_validate(dict(r)) for r in self._query(sql, params))
+
+    # -- scores (code in lc_observe.scores; evaluators in lc_observe.evaluate) ---------------
+
+    def add_score(
+        self,
+        trace_id: str | None = None,
+        name: str | None = None,
+        value: bool | float | str | None = None,
+        *,
+        span_id: str | None = None,
+        comment: str | None = None,
+        source: str = "human",
+        author: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Score:
+        """Attach a score to a trace, or to one span (``span_id=``; its trace is looked up).
+
+        ``value`` is a number, a bool or a string (a category); ``source`` is ``"human"``,
+        ``"judge"``, ``"heuristic"`` or ``"feedback"``.  Safe from any process, while
+        handlers write (busy timeout and bounded retry).  Returns the stored `Score`.
+
+        >>> store.add_score(trace_id, "helpful", True, source="feedback")  # doctest: +SKIP
+        >>> store.add_score(trace_id, "accuracy", 0.8, comment="one date wrong")  # doctest: +SKIP
+        >>> store.add_score(span_id=tool_span_id, name="tool_ok", value=False)     # doctest: +SKIP
+
+        Raises:
+            TraceNotFoundError: no trace (or span) with that id in this file.
+            ValueError / TypeError: a bad name, source or value; the message says which.
+        """
+        from .scores import score_record
+
+        if name is None:
+            raise ValueError("add_score() needs a name, e.g. add_score(trace_id, 'helpful', True)")
+        trace_id = self._score_target(trace_id, span_id)
+        record = score_record(
+            trace_id,
+            name,
+            value,
+            span_id=span_id,
+            comment=comment,
+            source=source,
+            author=author,
+            metadata=metadata,
+        )
+        (score_id,) = self._insert_scores([record])
+        return self._score_by_id(score_id)
+
+    def _score_target(self, trace_id: str | None, span_id: str | None) -> str:
+        """The trace a score goes to; raises for an unknown or mismatched id."""
+        if span_id is not None:
+            rows = self._query("SELECT trace_id FROM spans WHERE span_id = ?", (str(span_id),))
+            if not rows:
+                raise TraceNotFoundError(
+                    f"no span with id {span_id!r} in {self.db_path}: pass the span_id of a "
+                    "recorded span (store.spans(trace_id=...)), or score the trace instead"
+                )
+            if trace_id is not None and str(trace_id) != rows[0][0]:
+                raise ValueError(
+                    f"span {span_id} belongs to trace {rows[0][0]}, not {trace_id}: pass "
+                    "span_id alone"
+                )
+            return rows[0][0]
+        if trace_id is None:
+            raise ValueError("add_score() needs a trace_id or a span_id")
+        trace_id = str(trace_id)
+        if not self._query(
+            "SELECT 1 FROM traces WHERE trace_id = ? UNION ALL "
+            "SELECT 1 FROM spans WHERE trace_id = ? LIMIT 1",
+            (trace_id, trace_id),
+        ):
+            raise TraceNotFoundError(
+                f"no trace with id {trace_id!r} in {self.db_path}: score a recorded trace "
+                "(store.traces() lists them), or flush the handler first (handler.flush())"
+            )
+        return trace_id
+
+    def _insert_scores(self, records: list[dict[str, Any]], retries: int = 5) -> list[int]:
+        """Insert score records in one transaction (retried while another writer holds the
+        lock); returns their row ids."""
+        import random
+        import time
+
+        from .redact import make_redactor
+        from .scores import SCORE_INSERT, score_row
+
+        redact = make_redactor(True)  # comments may hold what span payloads may: redact alike
+        rows = [score_row(record, redact) for record in records]
+        if not rows:
+            return []
+        sql = SCORE_INSERT + "(" + ",".join("?" * len(rows[0])) + ")"
+        for attempt in range(retries + 1):
+            try:
+                with self._conn:
+                    ids = []
+                    for row in rows:
+                        ids.append(self._conn.execute(sql, row).lastrowid)
+                    return ids
+            except sqlite3.OperationalError as exc:
+                transient = "locked" in str(exc) or "busy" in str(exc)
+                if not transient or attempt == retries:
+                    raise StoreError(f"could not write scores to {self.db_path}: {exc}") from None
+                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+        return []  # pragma: no cover - the loop returns or raises
+
+    def _score_by_id(self, score_id: int) -> Score:
+        rows = self._query(
+            f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE id = ?", (score_id,)
+        )
+        return _score(rows[0])
+
+    def scores(
+        self,
+        trace_id: str | None = None,
+        *,
+        span_id: str | None = None,
+        name: str | None = None,
+        source: str | None = None,
+        author: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        limit: int | None = None,
+    ) -> list[Score]:
+        """Scores in the order they were given, filtered by any of the keyword arguments
+        (``since``/``until`` bound the time the score was given).
+
+        >>> store.scores(trace_id)                          # doctest: +SKIP
+        >>> store.scores(name="correctness", source="judge", since="2026-01-01")  # doctest: +SKIP
+        """
+        trace = None if trace_id is None else str(trace_id)
+        span = None if span_id is None else str(span_id)
+        equals = {
+            "trace_id": trace,
+            "span_id": span,
+            "name": name,
+            "source": source,
+            "author": author,
+        }
+        where, params = _filters(equals, "time", since, until)
+        sql = (
+            f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE {' AND '.join(where)} "
+            "ORDER BY time, id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return RecordList(_score(row) for row in self._query(sql, params))
+
+    def scores_df(self, trace_id: str | None = None, **filters: Any) -> Any:
+        """Scores as a DataFrame (filters of `scores`); ``value`` as given (object column)
+        and ``numeric`` (booleans as 1.0 / 0.0) for means and pass rates.
+
+        >>> store.scores_df(source="judge").groupby("name")["numeric"].mean()  # doctest: +SKIP
+        """
+        from .views.frames import frame
+
+        items = self.scores(trace_id, **filters)
+        df = frame(items, Score)
+        pd = __import__("pandas")
+        df["numeric"] = pd.Series(pd.array([s.numeric for s in items], dtype="Float64"))
+        return df
 
     # -- retention -----------------------------------------------------------------------------
 
