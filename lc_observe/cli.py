@@ -295,6 +295,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _grouping(text: str) -> str:
+    """``--by``: a stats grouping (``metadata.KEY`` included), checked up front."""
+    from .stats import check_group
+
+    try:
+        check_group(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -329,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--by",
         default="model",
-        choices=("model", "name", "kind", "graph_node", "user_id", "session_id", "tag"),
+        type=_grouping,
+        help="model, name, kind, graph_node, user_id, session_id, tag or metadata.KEY",
     )
     stats.add_argument("--since", help="only runs started since an ISO time or an age (1d)")
     stats.add_argument("--until", help="only runs started before an ISO time or an age ago")

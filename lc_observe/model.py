@@ -217,6 +217,13 @@ class StatRow(_Row):
     unpriced: int = Field(0, description="model calls with tokens but no known price")
     cache_hits: int = 0
     cache_hit_rate: float | None = Field(None, description="cache hits / chat model calls")
+    scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="mean of each numeric / boolean score (a pass rate) over the group",
+    )
+    score_counts: dict[str, int] = Field(
+        default_factory=dict, description="scores behind each mean"
+    )
 
 
 ScoreSource = Literal["human", "judge", "heuristic", "feedback"]

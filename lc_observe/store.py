@@ -348,27 +348,38 @@ class TraceStore:
         *,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        include_judge: bool = False,
     ) -> list[StatRow]:
-        """Count, error rate, latency p50/p95/p99, TTFT, tokens, cost and LLM-cache hit rate
-        per group, over spans or traces that started in ``[since, until)``; the largest
-        groups first.  See `lc_observe.stats` for what each ``by`` counts.
+        """Count, error rate, latency p50/p95/p99, TTFT, tokens, cost, LLM-cache hit rate
+        and mean scores per group, over spans or traces that started in ``[since, until)``;
+        the largest groups first.  See `lc_observe.stats` for what each ``by`` counts
+        (``"metadata.KEY"`` groups traces by a metadata value).  An LLM judge's own runs
+        count only with ``include_judge=True``.
 
         >>> store.stats(by="model", since=timedelta(days=1))   # doctest: +SKIP
+        >>> store.stats(by="metadata.prompt_version")          # doctest: +SKIP
         >>> store.stats_df(by="user_id")                       # doctest: +SKIP
         """
         from . import stats
 
-        if by not in stats.GROUPS:
-            raise ValueError(f"stats(by=...) must be one of {', '.join(stats.GROUPS)}; got {by!r}")
+        stats.check_group(by)
         if by in stats.SPAN_GROUPS:
             where, params = _filters({}, "start_time", since, until)
-            rows = self._query(stats.span_groups_sql(by, where), params)
-            return RecordList(stats.span_stats(by, rows))
+            sql = stats.span_groups_sql(by, where, include_judge)
+            rows = self._query(sql, params)
+            scores = self._query(stats.scores_sql(sql), params) if self._has_scores(rows) else []
+            return RecordList(stats.span_stats(by, rows, scores))
         where, params = _filters({}, "traces.start_time", since, until)
-        traces_sql, models_sql = stats.trace_groups_sql(by, where)
+        traces_sql, models_sql = stats.trace_groups_sql(by, where, include_judge)
         traces = self._query(traces_sql, params)
         models = self._query(models_sql, params)
-        return RecordList(stats.trace_stats(by, traces, models))
+        scored = self._has_scores(traces)
+        scores = self._query(stats.scores_sql(traces_sql), params) if scored else []
+        return RecordList(stats.trace_stats(by, traces, models, scores))
+
+    def _has_scores(self, rows: list[Any]) -> bool:
+        """Whether a stats query needs to look for scores at all (cheap: one index probe)."""
+        return bool(rows) and bool(self._query("SELECT 1 FROM scores LIMIT 1"))
 
     def budget_events(
         self,
