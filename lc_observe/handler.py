@@ -180,6 +180,10 @@ class ObsHandler(BaseCallbackHandler):
             wait for each network mirror at most; what is still unsent then is abandoned
             and counted.  Network sinks (these, and any `NetworkSink` in ``sinks``) each run
             on a queue and thread of their own, never in the way of the app or the file.
+        budgets: `Budget` limits on cost or tokens (see ``docs/cost.md``).
+        evaluators: heuristic evaluators (`lc_observe.evaluate`) run on every finished
+            trace, on the writer thread after the trace is written (never on the callback
+            path); their verdicts are stored as scores (``source="heuristic"``).
 
     The handler is thread-safe and may be shared by any number of concurrent runs
     (threads or asyncio tasks).  It never raises into the application: internal
@@ -219,6 +223,7 @@ class ObsHandler(BaseCallbackHandler):
         otlp_exporter: Any = None,
         network_timeout: float = 5.0,
         budgets: Sequence[Budget] = (),
+        evaluators: Sequence[Any] = (),
     ) -> None:
         super().__init__()
         if db_path == DEFAULT_DB:
@@ -246,6 +251,14 @@ class ObsHandler(BaseCallbackHandler):
             sqlite_sink.open()  # create the schema now, not on the app's first busy seconds
             all_sinks.append(sqlite_sink)
         all_sinks.extend(sink for sink in sinks if not isinstance(sink, NetworkSink))
+        if evaluators:  # after the SQLite sink: it reads each finished trace back
+            if self.db_path is None:
+                raise ValueError(
+                    "ObsHandler(evaluators=...) evaluates traces in the SQLite file: pass a db_path"
+                )
+            from .analysis.evaluate import EvaluationSink
+
+            all_sinks.append(EvaluationSink(self.db_path, evaluators))
         self._mirrors = build_mirrors(
             langsmith=langsmith,
             project_name=project_name,

@@ -139,7 +139,8 @@ _VERDICT_TEXT = re.compile(
     r"(pass(?:ed)?|fail(?:ed)?|yes|no|correct|incorrect)\b",
     re.I,
 )
-_LEADING_WORD = re.compile(r"^\W*(pass(?:ed)?|fail(?:ed)?|yes|no|correct|incorrect)\b", re.I)
+# a reply that starts with its verdict ("PASS - ..."); not yes/no: "No idea" is no verdict
+_LEADING_WORD = re.compile(r"^\W*(pass(?:ed)?|fail(?:ed)?|correct|incorrect)\b", re.I)
 
 
 def _number(value: Any, scale: Any = None, percent: bool = False) -> float:
@@ -152,7 +153,9 @@ def _number(value: Any, scale: Any = None, percent: bool = False) -> float:
         match = re.fullmatch(rf"\s*{_NUMBER}\s*(?:(?:/|out of)\s*{_NUMBER}|(%))?\s*", value, re.I)
         if not match:
             raise MalformedVerdict(f"score {value!r} is not a number")
-        value, scale, percent = float(match.group(1)), match.group(2), bool(match.group(3))
+        value = float(match.group(1))
+        scale = match.group(2) if match.group(2) is not None else scale
+        percent = percent or bool(match.group(3))
     number = float(value)
     if percent:
         number /= 100.0
@@ -352,6 +355,7 @@ def judge(
     limit: int | None = None,
     write: bool = True,
     trace_judge: bool = True,
+    prices: Any = None,
 ) -> JudgeReport:
     """Grade stored traces with an LLM judge and record the verdicts as scores
     (``source="judge"``, score name = criterion, value 0..1, reasoning as the comment).
@@ -372,6 +376,8 @@ def judge(
             it when the model supports it.
         write: False to only return the report.
         trace_judge: False to not record the judge's own runs.
+        prices: price overrides for the judge model (as ``ObsHandler(prices=...)``), so
+            its cost is known.
 
     Returns:
         A `JudgeReport`: every verdict, counts of malformed/failed/skipped ones, time,
@@ -427,7 +433,9 @@ def judge(
                 continue
             jobs.append((case, criterion, str(uuid.uuid4())))
     handler = (
-        ObsHandler(store.db_path, tags=[JUDGE_TAG], handle_sigterm=False) if trace_judge else None
+        ObsHandler(store.db_path, tags=[JUDGE_TAG], handle_sigterm=False, prices=prices)
+        if trace_judge
+        else None
     )
     try:
         inputs = [_prompt(case, criterion, rubric) for case, criterion, _ in jobs]
