@@ -377,6 +377,30 @@ class TraceStore:
         scores = self._query(stats.scores_sql(traces_sql), params) if scored else []
         return RecordList(stats.trace_stats(by, traces, models, scores))
 
+    def compare(
+        self,
+        by: str,
+        a: Any,
+        b: Any,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        alpha: float = 0.05,
+    ) -> Any:
+        """Group ``a`` vs group ``b`` of finished traces (``by``: ``metadata.KEY``, ``tag``,
+        ``name``, ``user_id``, ``session_id`` or ``graph_name``): latency, tokens, cost,
+        error rate, scores and routing rates side by side, with sample sizes, a two-sided
+        test (Mann-Whitney U or two-proportion z) and its p-value.  Returns a
+        `lc_observe.analysis.compare.Comparison` (a table in notebooks and ``print``).
+
+        >>> cmp = store.compare(by="metadata.prompt_version", a="v1", b="v2")  # doctest: +SKIP
+        >>> print(cmp)                                                        # doctest: +SKIP
+        >>> [row.metric for row in cmp.significant]                           # doctest: +SKIP
+        """
+        from .analysis.compare import compare
+
+        return compare(self, by, a, b, since=since, until=until, alpha=alpha)
+
     def _has_scores(self, rows: list[Any]) -> bool:
         """Whether a stats query needs to look for scores at all (cheap: one index probe)."""
         return bool(rows) and bool(self._query("SELECT 1 FROM scores LIMIT 1"))

@@ -83,3 +83,89 @@ def judge_report_html(report: Any) -> str:
         ["criterion", "n", "mean", "malformed", "errors", "skipped"], rows, numeric=(1, 2, 3, 4, 5)
     )
     return wrap(head + table)
+
+
+# -- comparisons ------------------------------------------------------------------------------
+
+
+def _fmt_metric_value(metric: str, kind: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if kind == "proportion":
+        return f"{value:.1%}"
+    if metric == "cost_usd":
+        return f"${value:.6f}"
+    if metric.endswith("_tokens"):
+        return f"{value:,.1f}"
+    if metric == "latency_ms":
+        return f"{value:,.1f} ms"
+    return f"{value:.3f}"
+
+
+def _fmt_change(row: Any) -> str:
+    if row.difference is None:
+        return "-"
+    if row.kind == "proportion":
+        return f"{row.difference * 100:+.1f} pt"
+    if row.relative is not None:
+        return f"{row.relative:+.1%}"
+    return f"{row.difference:+.4g}"
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def comparison_cells(comparison: Any) -> tuple[list[str], list[list[str]]]:
+    """Headers and text cells of a `Comparison` (shared by the text and HTML tables)."""
+    a, b = comparison.a, comparison.b
+    headers = ["metric", f"{a} (n)", f"{b} (n)", "change", "test", "p", ""]
+    rows = []
+    for row in comparison.rows:
+        label = "mean" if row.kind == "distribution" else "rate"
+        rows.append(
+            [
+                f"{row.metric} ({label})",
+                f"{_fmt_metric_value(row.metric, row.kind, row.a_value)} ({row.a_n})",
+                f"{_fmt_metric_value(row.metric, row.kind, row.b_value)} ({row.b_n})",
+                _fmt_change(row),
+                "MWU" if row.test == "mann-whitney-u" else "z",
+                _fmt_p(row.p_value),
+                "*" if row.significant else "",
+            ]
+        )
+    return headers, rows
+
+
+def comparison_text(comparison: Any) -> str:
+    """A `Comparison` as an aligned text table (what ``lc-observe compare`` prints)."""
+    headers, rows = comparison_cells(comparison)
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = [
+        f"compare {comparison.by}: {comparison.a} ({comparison.a_traces} traces) vs "
+        f"{comparison.b} ({comparison.b_traces} traces); * p < {comparison.alpha:g}"
+    ]
+    for cells in [headers, *rows]:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        lines.append("  ".join([first, *rest]).rstrip())
+    if not comparison.significant:
+        lines.append(f"no significant difference at alpha={comparison.alpha:g}")
+    return "\n".join(lines)
+
+
+def comparison_html(comparison: Any) -> str:
+    """A `Comparison` as an HTML table; significant rows highlighted."""
+    headers, rows = comparison_cells(comparison)
+    head = (
+        f'<div class="lco-head"><span class="lco-title">{esc(comparison.by)}: '
+        f"{esc(comparison.a)} vs {esc(comparison.b)}</span> "
+        f'<span class="lco-sub">{comparison.a_traces} vs {comparison.b_traces} traces · '
+        f"Mann-Whitney U / two-proportion z, two-sided · * p &lt; {comparison.alpha:g}</span></div>"
+    )
+    cells = [[f"<b>{esc(c)}</b>" if r[-1] else esc(c) for c in r] for r in rows]
+    return wrap(head + _table(headers, cells, numeric=(1, 2, 3, 5)))
