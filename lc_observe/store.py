@@ -401,6 +401,20 @@ class TraceStore:
 
         return compare(self, by, a, b, since=since, until=until, alpha=alpha)
 
+    def diff(self, trace_a: str, trace_b: str) -> Any:
+        """What differs between two traces: node path, routing decisions, per-span latency /
+        token / cost deltas (spans matched by position in the tree and name) and outputs.
+        Returns a `lc_observe.analysis.diff.TraceDiff` (text with ``print``, HTML in
+        notebooks).
+
+        >>> d = store.diff(good_trace_id, bad_trace_id)   # doctest: +SKIP
+        >>> print(d)                                      # doctest: +SKIP
+        >>> d.branch_differences, d.changed               # doctest: +SKIP
+        """
+        from .analysis.diff import diff
+
+        return diff(self, trace_a, trace_b)
+
     def _has_scores(self, rows: list[Any]) -> bool:
         """Whether a stats query needs to look for scores at all (cheap: one index probe)."""
         return bool(rows) and bool(self._query("SELECT 1 FROM scores LIMIT 1"))
