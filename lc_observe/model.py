@@ -260,3 +260,19 @@ class Score(_Row):
         if isinstance(self.value, bool):
             return float(self.value)
         return self.value if isinstance(self.value, float) else None
+
+
+class ScoreStat(_Row):
+    """Scores of one name and source (`TraceStore.score_stats`): how many, their mean
+    (a pass rate for booleans), range, category counts and unreadable verdicts."""
+
+    name: str
+    source: str
+    value_type: str = Field(description="numeric, boolean, categorical (error: all malformed)")
+    count: int = Field(description="scores given, malformed ones included")
+    traces: int = Field(description="distinct traces scored")
+    mean: float | None = None
+    min: float | None = None
+    max: float | None = None
+    labels: dict[str, int] = Field(default_factory=dict, description="categorical: per value")
+    malformed: int = Field(0, description="judge verdicts that could not be read")

@@ -22,7 +22,16 @@ from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import qualified
-from .model import BranchEvent, BranchStat, BudgetExceeded, Score, Span, StatRow, Trace
+from .model import (
+    BranchEvent,
+    BranchStat,
+    BudgetExceeded,
+    Score,
+    ScoreStat,
+    Span,
+    StatRow,
+    Trace,
+)
 from .schema import (
     BRANCH_COLUMNS,
     BUDGET_COLUMNS,
@@ -584,6 +593,61 @@ class TraceStore:
             params.append(int(limit))
         return RecordList(_score(row) for row in self._query(sql, params))
 
+    def score_stats(
+        self,
+        *,
+        name: str | None = None,
+        source: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+    ) -> list[ScoreStat]:
+        """Per score name and source: count, traces, mean (pass rate for booleans), min,
+        max, category counts and malformed verdicts (``lc-observe scores`` prints it).
+
+        >>> store.score_stats(source="judge")                 # doctest: +SKIP
+        """
+        where, params = _filters({"name": name, "source": source}, "time", since, until)
+        rows = self._query(
+            "SELECT name, coalesce(source, 'human') AS source, value_type, value, label, "
+            f"trace_id FROM scores WHERE {' AND '.join(where)} ORDER BY name, source",
+            params,
+        )
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            entry = groups.setdefault(
+                (row["name"], row["source"]),
+                {"types": set(), "values": [], "labels": {}, "traces": set(), "n": 0, "bad": 0},
+            )
+            entry["n"] += 1
+            entry["traces"].add(row["trace_id"])
+            kind = row["value_type"] or "numeric"
+            if kind == "error":
+                entry["bad"] += 1
+                continue
+            entry["types"].add(kind)
+            if kind == "categorical":
+                entry["labels"][row["label"]] = entry["labels"].get(row["label"], 0) + 1
+            elif row["value"] is not None:
+                entry["values"].append(row["value"])
+        out = []
+        for (score_name, score_source), entry in groups.items():
+            values = entry["values"]
+            out.append(
+                ScoreStat(
+                    name=score_name,
+                    source=score_source,
+                    value_type="/".join(sorted(entry["types"])) or "error",
+                    count=entry["n"],
+                    traces=len(entry["traces"]),
+                    mean=sum(values) / len(values) if values else None,
+                    min=min(values) if values else None,
+                    max=max(values) if values else None,
+                    labels=dict(sorted(entry["labels"].items(), key=lambda i: (-i[1], i[0]))),
+                    malformed=entry["bad"],
+                )
+            )
+        return RecordList(out)
+
     def scores_df(self, trace_id: str | None = None, **filters: Any) -> Any:
         """Scores as a DataFrame (filters of `scores`); ``value`` as given (object column)
         and ``numeric`` (booleans as 1.0 / 0.0) for means and pass rates.
@@ -676,7 +740,7 @@ class TraceStore:
         except TraceNotFoundError:  # root still running: show what is there
             trace = None
         branches = trace.branches if trace and trace.branches else self.branches(trace_id)
-        return TraceView(trace, list(spans), list(branches))
+        return TraceView(trace, list(spans), list(branches), list(self.scores(trace_id)))
 
     def graph(
         self,

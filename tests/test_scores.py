@@ -261,3 +261,13 @@ def test_several_processes_score_one_file_while_a_handler_writes(db_path: Path) 
     for score in store.scores(trace_id):
         counts[score.name] = counts.get(score.name, 0) + 1
     assert counts == {"w0": 40, "w1": 40, "w2": 40, "live": 30}
+
+
+def test_trace_view_shows_scores_escaped(recorded) -> None:
+    store, trace_id = recorded
+    assert "Scores" not in store.view(trace_id).to_html()
+    store.add_score(trace_id, "<b>tone</b>", "<script>x</script>", comment="<i>why</i>")
+    html = store.view(trace_id).to_html()
+    assert "Scores" in html and "&lt;b&gt;tone&lt;/b&gt;" in html
+    assert "<script>" not in html and "<i>why" not in html
+    assert store.scores()[0]._repr_html_().count("<script>") == 0
