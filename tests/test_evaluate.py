@@ -140,10 +140,20 @@ def test_structured_judge_grades_every_trace_and_records_scores(app_store: Trace
     assert len(safety) == 4 and {s.value for s in safety} == {1.0}
     assert {(s.source, s.author) for s in app_store.scores()} == {("judge", "fake-judge")}
     assert all(s.comment for s in app_store.scores())  # the reasoning
-    # the judge's own runs: traced, tagged, one per call, with the judged trace
-    judge_traces = [t for t in app_store.traces(limit=100) if JUDGE_TAG in t.tags]
-    assert sorted(t.trace_id for t in judge_traces) == sorted(report.judge_trace_ids)
-    assert {t.metadata["lc_observe_judged_trace"] for t in judge_traces} == set(math + search)
+    # the judge's own runs: one tagged trace per judge() call, a child run per verdict
+    (judge_trace,) = [t for t in app_store.traces(limit=100) if JUDGE_TAG in t.tags]
+    assert judge_trace.trace_id == report.judge_trace_id
+    assert judge_trace.metadata["judge_model"] == "fake-judge"
+    calls = [
+        s for s in app_store.spans(trace_id=report.judge_trace_id) if s.name.startswith("judge:")
+    ]
+    assert len(calls) == 12 and all(JUDGE_TAG in s.tags for s in calls)
+    assert {s.metadata["lc_observe_judged_trace"] for s in calls} == set(math + search)
+    assert {r.judge_span_id for r in report.results if r.status == "ok"} == {
+        s.span_id for s in calls
+    }
+    score = app_store.scores(name="safety")[0]
+    assert score.metadata["judge_trace_id"] == report.judge_trace_id
     # what judging cost: 150 input and 30 output tokens per call at $1 / $2 per million
     assert (report.input_tokens, report.output_tokens) == (12 * 150, 12 * 30)
     assert report.cost_usd == pytest.approx(12 * (150 * 1.0 + 30 * 2.0) / 1e6)

@@ -186,6 +186,13 @@ class Comparison(BaseModel):
 
         return comparison_text(self)
 
+    def __repr__(self) -> str:
+        flagged = ", ".join(r.metric for r in self.significant) or "none"
+        return (
+            f"<Comparison {self.by}: {self.a} ({self.a_traces}) vs {self.b} ({self.b_traces}); "
+            f"significant: {flagged}>"
+        )
+
     def _repr_html_(self) -> str:
         from ..views.evaluation import comparison_html
 

@@ -136,6 +136,13 @@ class TraceDiff(_Frozen):
 
         return diff_text(self)
 
+    def __repr__(self) -> str:
+        return (
+            f"<TraceDiff {self.trace_a} vs {self.trace_b}: {len(self.path_changes)} path "
+            f"changes, {len(self.branch_differences)} decisions, {len(self.changed)} changed "
+            f"spans, {len(self.only_in_a)} only in A, {len(self.only_in_b)} only in B>"
+        )
+
     def _repr_html_(self) -> str:
         from ..views.evaluation import diff_html
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_core.runnables import RunnableLambda
 from pydantic import BaseModel, Field
 
 from ..model import Trace
@@ -264,7 +265,9 @@ class JudgeResult(BaseModel):
     reasoning: str | None = None
     raw: str | None = None
     error: str | None = None
-    judge_trace_id: str | None = None
+    judge_span_id: str | None = Field(
+        None, description="the judge call's run, inside the report's judge trace"
+    )
 
 
 class JudgeReport(BaseModel):
@@ -278,7 +281,9 @@ class JudgeReport(BaseModel):
     output_tokens: int = 0
     total_tokens: int = 0
     cost_usd: float | None = Field(None, description="None when the judge model is not priced")
-    judge_trace_ids: list[str] = Field(default_factory=list)
+    judge_trace_id: str | None = Field(
+        None, description="the trace of the judge's own runs (one per judge() call)"
+    )
 
     def count(self, status: str) -> int:
         """How many verdicts have ``status``."""
@@ -318,6 +323,13 @@ class JudgeReport(BaseModel):
                 f"errors={entry['errors']} skipped={entry['skipped']}"
             )
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"<JudgeReport {self.model}: {self.calls} calls, ok {self.count('ok')}, malformed "
+            f"{self.count('malformed')}, errors {self.count('error')}, skipped "
+            f"{self.count('skipped')}>"
+        )
 
     def _repr_html_(self) -> str:
         from ..views.evaluation import judge_report_html
@@ -437,20 +449,44 @@ def judge(
         if trace_judge
         else None
     )
+    batch_id = str(uuid.uuid4())
     try:
         inputs = [_prompt(case, criterion, rubric) for case, criterion, _ in jobs]
-        configs = [
-            {
-                "callbacks": [handler] if handler else [],
-                "run_id": uuid.UUID(run_id),
-                "run_name": f"judge:{criterion.name}",
-                "tags": [JUDGE_TAG],
-                "metadata": {"lc_observe_judged_trace": case.trace_id, "criterion": criterion.name},
-                "max_concurrency": max_concurrency,
-            }
-            for case, criterion, run_id in jobs
-        ]
-        outputs = runnable.batch(inputs, configs, return_exceptions=True) if jobs else []
+        metadata = {
+            "judge_model": _model_name(model),
+            "criteria": [c.name for c in chosen],
+            "max_concurrency": max_concurrency,
+        }
+
+        def run_batch(_: Any, config: Any) -> list[Any]:
+            # one trace per judge() call: each verdict is a child run of this one
+            configs = [
+                {
+                    **config,
+                    "run_id": uuid.UUID(run_id),
+                    "run_name": f"judge:{criterion.name}",
+                    "metadata": {
+                        **config.get("metadata", {}),
+                        "lc_observe_judged_trace": case.trace_id,
+                        "criterion": criterion.name,
+                    },
+                    "max_concurrency": max_concurrency,
+                }
+                for case, criterion, run_id in jobs
+            ]
+            return runnable.batch(inputs, configs, return_exceptions=True)
+
+        outputs: list[Any] = []
+        if jobs:
+            outputs = RunnableLambda(run_batch, name="lc_observe judge").invoke(
+                None,
+                {
+                    "callbacks": [handler] if handler else [],
+                    "run_id": uuid.UUID(batch_id),
+                    "tags": [JUDGE_TAG],
+                    "metadata": metadata,
+                },
+            )
         if handler is not None:
             handler.flush()
     finally:
@@ -460,7 +496,7 @@ def judge(
         base = {
             "trace_id": case.trace_id,
             "criterion": criterion.name,
-            "judge_trace_id": run_id if trace_judge else None,
+            "judge_span_id": run_id if trace_judge else None,
         }
         if isinstance(output, BaseException):
             results.append(
@@ -478,20 +514,22 @@ def judge(
         results.append(JudgeResult(**base, status="ok", value=score, reasoning=reasoning, raw=raw))
     name = _model_name(model)
     if write:
-        _write(store, results, name)
+        _write(store, results, name, batch_id if trace_judge else None)
     report = JudgeReport(
         model=name,
         results=results,
         calls=len(jobs),
         elapsed_s=time.perf_counter() - started,
-        judge_trace_ids=[run_id for *_, run_id in jobs] if trace_judge else [],
+        judge_trace_id=batch_id if trace_judge and jobs else None,
     )
     if trace_judge and jobs:
         _add_cost(store, report)
     return report
 
 
-def _write(store: TraceStore, results: list[JudgeResult], model_name: str) -> None:
+def _write(
+    store: TraceStore, results: list[JudgeResult], model_name: str, batch_id: str | None
+) -> None:
     from ..scores import score_record
 
     records = []
@@ -499,8 +537,9 @@ def _write(store: TraceStore, results: list[JudgeResult], model_name: str) -> No
         if r.status not in ("ok", "malformed"):
             continue  # errors and skips are in the report; there is no verdict to keep
         metadata = {"model": model_name}
-        if r.judge_trace_id:
-            metadata["judge_trace_id"] = r.judge_trace_id
+        if r.judge_span_id and batch_id:
+            metadata["judge_trace_id"] = batch_id
+            metadata["judge_span_id"] = r.judge_span_id
         records.append(
             score_record(
                 r.trace_id,
@@ -519,13 +558,14 @@ def _write(store: TraceStore, results: list[JudgeResult], model_name: str) -> No
 
 
 def _add_cost(store: TraceStore, report: JudgeReport) -> None:
+    """Tokens and cost of the judge's model calls (None cost when none was priced)."""
     rows = store._query(
         "SELECT sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_usd), "
-        "count(cost_usd), count(*) FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(report.judge_trace_ids),),
+        "count(cost_usd) FROM spans WHERE trace_id = ? AND kind IN ('chat_model', 'llm')",
+        (report.judge_trace_id,),
     )
     if rows:
-        inp, out, total, cost, priced, _ = rows[0]
+        inp, out, total, cost, priced = rows[0]
         report.input_tokens, report.output_tokens = inp or 0, out or 0
         report.total_tokens = total or 0
         report.cost_usd = cost if priced else None
