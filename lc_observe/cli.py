@@ -273,13 +273,14 @@ def cmd_scores(args: argparse.Namespace) -> int:
     if not summary:
         print("(no scores)")
         return 0
-    header = f"{'name':<18} {'source':<9} {'type':<11} {'count':>6} {'traces':>6} "
+    width = max(4, *(len(row.name) for row in summary))
+    header = f"{'name':<{width}} {'source':<9} {'type':<11} {'count':>6} {'traces':>6} "
     print(header + f"{'mean':>7} {'min':>7} {'max':>7} {'malformed':>9}  categories")
     for row in summary:
         cells = [_score_value_text(v) for v in (row.mean, row.min, row.max)]
         labels = ", ".join(f"{k}: {v}" for k, v in list(row.labels.items())[:4])
         print(
-            f"{row.name[:18]:<18} {row.source:<9} {row.value_type[:11]:<11} {row.count:>6} "
+            f"{row.name:<{width}} {row.source:<9} {row.value_type[:11]:<11} {row.count:>6} "
             f"{row.traces:>6} {cells[0]:>7} {cells[1]:>7} {cells[2]:>7} {row.malformed:>9}  "
             f"{labels}"
         )
