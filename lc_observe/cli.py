@@ -209,6 +209,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print("(nothing recorded in this time window)")
         return 0
     print_stats_table(rows, args.by)
+    scored = [row for row in rows if row.scores]
+    if scored:
+        print("mean scores (booleans: pass rate; n in brackets):")
+        for row in scored:
+            means = ", ".join(
+                f"{name} {mean:.3g} [{row.score_counts[name]}]" for name, mean in row.scores.items()
+            )
+            print(f"  {row.group if row.group is not None else '(none)'}: {means}")
     return 0
 
 

@@ -251,14 +251,6 @@ class ObsHandler(BaseCallbackHandler):
             sqlite_sink.open()  # create the schema now, not on the app's first busy seconds
             all_sinks.append(sqlite_sink)
         all_sinks.extend(sink for sink in sinks if not isinstance(sink, NetworkSink))
-        if evaluators:  # after the SQLite sink: it reads each finished trace back
-            if self.db_path is None:
-                raise ValueError(
-                    "ObsHandler(evaluators=...) evaluates traces in the SQLite file: pass a db_path"
-                )
-            from .analysis.evaluate import EvaluationSink
-
-            all_sinks.append(EvaluationSink(self.db_path, evaluators))
         self._mirrors = build_mirrors(
             langsmith=langsmith,
             project_name=project_name,
@@ -271,6 +263,14 @@ class ObsHandler(BaseCallbackHandler):
             timeout=network_timeout,
         )
         all_sinks.extend(self._mirrors)
+        if evaluators:  # last: it reads each trace back after the SQLite sink wrote it
+            if self.db_path is None:
+                raise ValueError(
+                    "ObsHandler(evaluators=...) evaluates traces in the SQLite file: pass a db_path"
+                )
+            from .analysis.evaluate import EvaluationSink
+
+            all_sinks.append(EvaluationSink(self.db_path, evaluators))
         # Dotted-order links of recent runs (LangSmith mirror only; see _start).
         mirrored = any(mirror.label == "langsmith" for mirror in self._mirrors)
         # FIFO caches are OrderedDicts: popping a plain dict's oldest key again and again

@@ -654,11 +654,11 @@ class TraceStore:
 
         >>> store.scores_df(source="judge").groupby("name")["numeric"].mean()  # doctest: +SKIP
         """
-        from .views.frames import frame
+        from .views.frames import frame, require_pandas
 
         items = self.scores(trace_id, **filters)
         df = frame(items, Score)
-        pd = __import__("pandas")
+        pd = require_pandas()
         df["numeric"] = pd.Series(pd.array([s.numeric for s in items], dtype="Float64"))
         return df
 

@@ -170,16 +170,16 @@ def select_traces(
     limit: int | None = None,
 ) -> list[Trace]:
     """The traces to evaluate: ``traces`` (ids or `Trace` objects), or the newest stored
-    traces (``since``, ``limit``); an LLM judge's own traces are left out."""
+    finished traces (``since``, ``limit``); an LLM judge's own traces are left out."""
     if traces is None:
-        selected: list[Trace] = []
-        page = 500 if limit is None else min(500, limit)
+        chosen: list[Trace] = []
+        offset = 0
         while True:
-            batch = store.traces(limit=page, offset=len(selected), since=since)
-            selected.extend(batch)
-            if len(batch) < page or (limit is not None and len(selected) >= limit):
+            page = store.traces(limit=500, offset=offset, since=since)
+            offset += len(page)
+            chosen.extend(t for t in page if not is_judge_trace(t) and t.status != "running")
+            if len(page) < 500 or (limit is not None and len(chosen) >= limit):
                 break
-        chosen = [t for t in selected if not is_judge_trace(t)]
         return chosen if limit is None else chosen[:limit]
     if isinstance(traces, (str, Trace)):
         traces = [traces]
