@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from pydantic import BaseModel
 
@@ -15,6 +17,7 @@ from lc_observe.demo import build_graph
 from lc_observe.evaluate import (
     JUDGE_TAG,
     Case,
+    Criterion,
     Evaluator,
     MalformedVerdict,
     all_of,
@@ -372,3 +375,31 @@ def test_heuristics_run_live_on_the_writer_thread(db_path: Path) -> None:
     assert by_name == {"seen": 2, "length_ok": 2, "refusal": 2}
     with pytest.raises(ValueError, match="pass a db_path"):
         ObsHandler(None, evaluators=[seen], sinks=[object()])
+
+
+def test_a_model_that_binds_tools_but_answers_in_text_is_still_read(app_store) -> None:
+    from .fakes import UsageChatModel  # bind_tools accepted, never calls a tool
+
+    model = UsageChatModel(responses=['Here you go: {"score": 0.7, "reasoning": "mostly"}'])
+    report = judge(app_store, model=model, criteria=["relevance"])
+    assert [r.status for r in report.results] == ["ok"] * 4
+    assert {r.value for r in report.results} == {0.7}
+    assert {r.reasoning for r in report.results} == {"mostly"}
+
+
+def test_judge_report_html_is_escaped(app_store) -> None:
+    criterion = Criterion("<b>tone</b>", "Is the tone <i>right</i>?")
+    report = judge(app_store, model=FakeJudge(), criteria=[criterion], write=False)
+    html = report._repr_html_()
+    assert "&lt;b&gt;tone&lt;/b&gt;" in html and "<b>tone" not in html and "<script" not in html
+    assert repr(report).startswith("<JudgeReport fake-judge: 4 calls, ok 4")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_reply_gives_a_score_in_range_or_a_malformed_verdict(text: str) -> None:
+    try:
+        score, reasoning = parse_verdict(text)
+    except MalformedVerdict:
+        return
+    assert 0.0 <= score <= 1.0 and isinstance(reasoning, str)

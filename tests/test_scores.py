@@ -271,3 +271,21 @@ def test_trace_view_shows_scores_escaped(recorded) -> None:
     assert "Scores" in html and "&lt;b&gt;tone&lt;/b&gt;" in html
     assert "<script>" not in html and "<i>why" not in html
     assert store.scores()[0]._repr_html_().count("<script>") == 0
+
+
+def test_a_score_given_inside_a_run_waits_in_the_queue(db_path: Path) -> None:
+    obs = ObsHandler(db_path, schedule_delay=60, batch_size=10_000)  # writes only on flush
+    seen: list[int] = []
+
+    def step(x: int) -> int:
+        before = obs.stats["enqueued"]
+        obs.score("checked", True)
+        with sqlite3.connect(db_path) as conn:  # nothing written from the app's thread
+            seen.append(conn.execute("SELECT count(*) FROM scores").fetchone()[0])
+        seen.append(obs.stats["enqueued"] - before)
+        return x
+
+    RunnableLambda(step).invoke(1, {"callbacks": [obs]})
+    assert seen == [0, 1]
+    obs.close()
+    assert [s.name for s in TraceStore(db_path).scores()] == ["checked"]
