@@ -170,8 +170,11 @@ def _mean(values: Sequence[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
-def span_groups_sql(by: str, where: list[str], include_judge: bool = False) -> str:
-    """The query for a span grouping (``where`` holds the time-window clauses)."""
+def span_groups_sql(
+    by: str, where: list[str], include_judge: bool = False, with_ids: bool = False
+) -> str:
+    """The query for a span grouping (``where`` holds the time-window clauses); ``with_ids``
+    adds ``trace_id`` and ``span_id`` (needed only to attach scores)."""
     clauses = [*where, "status != 'running'"]
     if not include_judge:
         clauses.append(NOT_JUDGE_SQL.format(table="spans"))
@@ -184,7 +187,8 @@ def span_groups_sql(by: str, where: list[str], include_judge: bool = False) -> s
         )
     key = {"graph_node": "graph_node, checkpoint_ns"}.get(by, f"{by} AS grp")
     return (
-        f"SELECT {key}, trace_id, span_id, status, {', '.join(_TOKENS)}, {_MODEL_COLUMNS} "
+        f"SELECT {key}, {'trace_id, span_id, ' if with_ids else ''}status, "
+        f"{', '.join(_TOKENS)}, {_MODEL_COLUMNS} "
         f"FROM spans WHERE {' AND '.join(clauses)}"
     )
 

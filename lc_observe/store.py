@@ -374,15 +374,16 @@ class TraceStore:
         stats.check_group(by)
         if by in stats.SPAN_GROUPS:
             where, params = _filters({}, "start_time", since, until)
-            sql = stats.span_groups_sql(by, where, include_judge)
+            scored = self._has_scores()
+            sql = stats.span_groups_sql(by, where, include_judge, with_ids=scored)
             rows = self._query(sql, params)
-            scores = self._query(stats.scores_sql(sql), params) if self._has_scores(rows) else []
+            scores = self._query(stats.scores_sql(sql), params) if scored and rows else []
             return RecordList(stats.span_stats(by, rows, scores))
         where, params = _filters({}, "traces.start_time", since, until)
         traces_sql, models_sql = stats.trace_groups_sql(by, where, include_judge)
         traces = self._query(traces_sql, params)
         models = self._query(models_sql, params)
-        scored = self._has_scores(traces)
+        scored = bool(traces) and self._has_scores()
         scores = self._query(stats.scores_sql(traces_sql), params) if scored else []
         return RecordList(stats.trace_stats(by, traces, models, scores))
 
@@ -424,9 +425,9 @@ class TraceStore:
 
         return diff(self, trace_a, trace_b)
 
-    def _has_scores(self, rows: list[Any]) -> bool:
-        """Whether a stats query needs to look for scores at all (cheap: one index probe)."""
-        return bool(rows) and bool(self._query("SELECT 1 FROM scores LIMIT 1"))
+    def _has_scores(self) -> bool:
+        """Whether stats need to look for scores at all (cheap: one index probe)."""
+        return bool(self._query("SELECT 1 FROM scores WHERE value IS NOT NULL LIMIT 1"))
 
     def budget_events(
         self,
