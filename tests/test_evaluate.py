@@ -403,3 +403,25 @@ def test_any_reply_gives_a_score_in_range_or_a_malformed_verdict(text: str) -> N
     except MalformedVerdict:
         return
     assert 0.0 <= score <= 1.0 and isinstance(reasoning, str)
+
+
+class _OutOfRange(FakeJudge):
+    """Calls the verdict tool with a score the schema refuses (1-5 instead of 0-1)."""
+
+    def _reply(self, messages: Any, tool_names: list[str] | None) -> Any:
+        from langchain_core.messages import AIMessage
+
+        call = {"name": tool_names[0], "args": {"score": 4, "reasoning": "good"}, "id": "c1"}
+        return AIMessage(content="", tool_calls=[call])
+
+
+def test_a_structured_verdict_the_schema_refuses_is_malformed_with_its_arguments(
+    app_store,
+) -> None:
+    report = judge(app_store, model=_OutOfRange(), criteria=["relevance"])
+    assert {r.status for r in report.results} == {"malformed"}
+    assert {r.raw for r in report.results} == {'{"score": 4, "reasoning": "good"}'}
+    stored = app_store.scores(name="relevance")
+    assert len(stored) == 4 and all(
+        s.value is None and "outside 0..1" in s.error["message"] for s in stored
+    )

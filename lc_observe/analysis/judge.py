@@ -226,27 +226,33 @@ def _message_text(message: Any) -> str:
     return "" if content is None else str(content)
 
 
+def _reply_text(output: Any) -> str:
+    """The text a verdict is read from: a refused tool call's arguments, else the content."""
+    if isinstance(output, dict) and "raw" in output:
+        raw = output["raw"]
+        for call in getattr(raw, "tool_calls", None) or []:  # arguments the parser refused
+            return json.dumps(call.get("args", {}), default=str)
+        return _message_text(raw)
+    if isinstance(output, dict):
+        return json.dumps(output, default=str)
+    return _message_text(output)
+
+
 def read_output(output: Any) -> tuple[float, str, str]:
     """``(score, reasoning, raw text)`` from what the judge runnable returned: a structured
-    result (``{"raw", "parsed", "parsing_error"}``), a `JudgeVerdict`, a dict or a message."""
-    if isinstance(output, dict) and "raw" in output:
-        parsed, raw = output.get("parsed"), output["raw"]
-        text = _message_text(raw)
-        if isinstance(parsed, JudgeVerdict):
-            return parsed.score, parsed.reasoning, text
-        for call in getattr(raw, "tool_calls", None) or []:  # arguments the parser refused
-            text = json.dumps(call.get("args", {}), default=str)
-            break
-        score, reasoning = parse_verdict(text)
-        return score, reasoning, text
+    result (``{"raw", "parsed", "parsing_error"}``), a `JudgeVerdict`, a dict or a message.
+    Raises `MalformedVerdict` (with the text in ``.raw``) when no score can be read."""
+    if isinstance(output, dict) and isinstance(output.get("parsed"), JudgeVerdict):
+        parsed = output["parsed"]
+        return parsed.score, parsed.reasoning, _message_text(output.get("raw"))
     if isinstance(output, JudgeVerdict):
         return output.score, output.reasoning, output.model_dump_json()
-    if isinstance(output, dict):
-        text = json.dumps(output, default=str)
+    text = _reply_text(output)
+    try:
         score, reasoning = parse_verdict(text)
-        return score, reasoning, text
-    text = _message_text(output)
-    score, reasoning = parse_verdict(text)
+    except MalformedVerdict as exc:
+        exc.raw = text  # type: ignore[attr-defined]
+        raise
     return score, reasoning, text
 
 
@@ -506,7 +512,7 @@ def judge(
         try:
             score, reasoning, raw = read_output(output)
         except MalformedVerdict as exc:
-            raw_text = _message_text(output.get("raw") if isinstance(output, dict) else output)
+            raw_text = getattr(exc, "raw", "") or ""
             results.append(
                 JudgeResult(**base, status="malformed", error=str(exc), raw=raw_text[:_RAW_CHARS])
             )
