@@ -188,3 +188,19 @@ def test_statistics_match_scipy() -> None:
     assert two_proportion_z(0, 5, 0, 9) == (0.0, 1.0)
     with pytest.raises(ValueError):
         mann_whitney_u([], [1.0])
+
+
+def test_holm_adjusted_p_values(db_path: Path) -> None:
+    store = _record(db_path, {"v1": "v1", "v2": "v2"})
+    cmp = store.compare(by="metadata.prompt_version", a="v1", b="v2")
+    tested = sorted((r.p_value, r.metric) for r in cmp.rows if r.p_value is not None)
+    holm = cmp.holm()
+    assert set(holm) == {metric for _, metric in tested}
+    m = len(tested)
+    expected, running = {}, 0.0
+    for i, (p, metric) in enumerate(tested):  # step-down: max over the smaller ones
+        running = max(running, min(1.0, (m - i) * p))
+        expected[metric] = running
+    assert holm == pytest.approx(expected)
+    assert all(holm[r.metric] >= r.p_value for r in cmp.rows if r.p_value is not None)
+    assert "p Holm" in str(cmp)

@@ -122,8 +122,9 @@ def _fmt_p(p: float | None) -> str:
 def comparison_cells(comparison: Any) -> tuple[list[str], list[list[str]]]:
     """Headers and text cells of a `Comparison` (shared by the text and HTML tables)."""
     a, b = comparison.a, comparison.b
-    headers = ["metric", f"{a} (n)", f"{b} (n)", "change", "test", "p", ""]
+    headers = ["metric", f"{a} (n)", f"{b} (n)", "change", "test", "p", "p Holm", ""]
     rows = []
+    holm = comparison.holm()
     for row in comparison.rows:
         label = "mean" if row.kind == "distribution" else "rate"
         rows.append(
@@ -134,6 +135,7 @@ def comparison_cells(comparison: Any) -> tuple[list[str], list[list[str]]]:
                 _fmt_change(row),
                 "MWU" if row.test == "mann-whitney-u" else "z",
                 _fmt_p(row.p_value),
+                _fmt_p(holm.get(row.metric)),
                 "*" if row.significant else "",
             ]
         )
@@ -148,7 +150,8 @@ def comparison_text(comparison: Any) -> str:
     ]
     lines = [
         f"compare {comparison.by}: {comparison.a} ({comparison.a_traces} traces) vs "
-        f"{comparison.b} ({comparison.b_traces} traces); * p < {comparison.alpha:g}"
+        f"{comparison.b} ({comparison.b_traces} traces); * p < {comparison.alpha:g} "
+        "(p Holm: adjusted for testing every row)"
     ]
     for cells in [headers, *rows]:
         first = cells[0].ljust(widths[0])
@@ -169,7 +172,7 @@ def comparison_html(comparison: Any) -> str:
         f"Mann-Whitney U / two-proportion z, two-sided · * p &lt; {comparison.alpha:g}</span></div>"
     )
     cells = [[f"<b>{esc(c)}</b>" if r[-1] else esc(c) for c in r] for r in rows]
-    return wrap(head + _table(headers, cells, numeric=(1, 2, 3, 5)))
+    return wrap(head + _table(headers, cells, numeric=(1, 2, 3, 5, 6)))
 
 
 # -- trace diffs ------------------------------------------------------------------------------
