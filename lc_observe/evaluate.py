@@ -40,6 +40,7 @@ from .analysis.judge import (
     JudgeResult,
     JudgeVerdict,
     MalformedVerdict,
+    ajudge,
     judge,
     parse_verdict,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "JudgeVerdict",
     "MalformedVerdict",
     "Verdict",
+    "ajudge",
     "all_of",
     "answer_length",
     "any_of",

@@ -425,3 +425,21 @@ def test_a_structured_verdict_the_schema_refuses_is_malformed_with_its_arguments
     assert len(stored) == 4 and all(
         s.value is None and "outside 0..1" in s.error["message"] for s in stored
     )
+
+
+async def test_ajudge_uses_the_async_api_and_the_same_limits(app_store) -> None:
+    from lc_observe.evaluate import ajudge
+
+    model = FakeJudge(delay=0.01)
+    report = await ajudge(
+        app_store, model=model, criteria=["relevance", "safety"], max_concurrency=2
+    )
+    sync = judge(app_store, model=FakeJudge(), criteria=["relevance", "safety"], write=False)
+    assert report.count("ok") == 8 and 1 <= model.max_in_flight <= 2
+    key = lambda r: (r.trace_id, r.criterion)  # noqa: E731
+    assert sorted((key(r), r.value) for r in report.results) == sorted(
+        (key(r), r.value) for r in sync.results
+    )
+    assert len(app_store.scores(source="judge")) == 8
+    judge_traces = [t for t in app_store.traces(limit=50) if JUDGE_TAG in t.tags]
+    assert report.judge_trace_id in {t.trace_id for t in judge_traces}

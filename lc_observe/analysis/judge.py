@@ -407,130 +407,257 @@ def judge(
     ...                references={trace_id: "Paris"})
     >>> print(report)                                                       # doctest: +SKIP
     """
-    from ..handler import ObsHandler
+    plan = _JudgePlan.make(
+        store,
+        traces,
+        model=model,
+        criteria=criteria,
+        rubric=rubric,
+        references=references,
+        max_concurrency=max_concurrency,
+        structured=structured,
+        since=since,
+        limit=limit,
+        trace_judge=trace_judge,
+        prices=prices,
+    )
+    try:
+        outputs: list[Any] = []
+        if plan.jobs:
+            outputs = RunnableLambda(plan.run_batch, name="lc_observe judge").invoke(
+                None, plan.root_config()
+            )
+        if plan.handler is not None:
+            plan.handler.flush()
+    finally:
+        if plan.handler is not None:
+            plan.handler.close()
+    return plan.finish(outputs, write=write)
 
-    if max_concurrency < 1:
-        raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-    chosen: list[Criterion] = []
-    for item in criteria:
-        if isinstance(item, Criterion):
-            chosen.append(item)
-        elif item in CRITERIA:
-            chosen.append(CRITERIA[item])
-        else:
+
+async def ajudge(
+    store: TraceStore,
+    traces: Iterable[Trace | str] | Trace | str | None = None,
+    *,
+    model: Any,
+    criteria: Sequence[str | Criterion] = ("relevance",),
+    rubric: str | None = None,
+    references: References | None = None,
+    max_concurrency: int = 4,
+    structured: bool | None = None,
+    since: Any = None,
+    limit: int | None = None,
+    write: bool = True,
+    trace_judge: bool = True,
+    prices: Any = None,
+) -> JudgeReport:
+    """`judge` for asyncio code: the model's async API (``abatch``), at most
+    ``max_concurrency`` calls in flight; reading traces and writing scores are short
+    blocking SQLite calls.
+
+    >>> report = await ajudge(store, model=chat_model, criteria=["relevance"])  # doctest: +SKIP
+    """
+    import asyncio
+
+    plan = _JudgePlan.make(
+        store,
+        traces,
+        model=model,
+        criteria=criteria,
+        rubric=rubric,
+        references=references,
+        max_concurrency=max_concurrency,
+        structured=structured,
+        since=since,
+        limit=limit,
+        trace_judge=trace_judge,
+        prices=prices,
+    )
+    try:
+        outputs: list[Any] = []
+        if plan.jobs:
+            lam = RunnableLambda(plan.run_batch, afunc=plan.arun_batch, name="lc_observe judge")
+            outputs = await lam.ainvoke(None, plan.root_config())
+        if plan.handler is not None:
+            await plan.handler.aflush()
+    finally:
+        if plan.handler is not None:
+            await asyncio.to_thread(plan.handler.close)
+    return plan.finish(outputs, write=write)
+
+
+@dataclass
+class _JudgePlan:
+    """The calls one `judge` / `ajudge` makes, and how their verdicts are recorded."""
+
+    store: Any
+    model: Any
+    runnable: Any
+    chosen: list[Criterion]
+    rubric: str | None
+    max_concurrency: int
+    jobs: list[tuple[Case, Criterion, str]]
+    results: list[JudgeResult]
+    handler: Any
+    batch_id: str
+    started: float
+
+    @classmethod
+    def make(
+        cls,
+        store: Any,
+        traces: Any,
+        *,
+        model: Any,
+        criteria: Sequence[str | Criterion],
+        rubric: str | None,
+        references: References | None,
+        max_concurrency: int,
+        structured: bool | None,
+        since: Any,
+        limit: int | None,
+        trace_judge: bool,
+        prices: Any,
+    ) -> _JudgePlan:
+        from ..handler import ObsHandler
+
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        chosen: list[Criterion] = []
+        for item in criteria:
+            if isinstance(item, Criterion):
+                chosen.append(item)
+            elif item in CRITERIA:
+                chosen.append(CRITERIA[item])
+            else:
+                raise ValueError(
+                    f"unknown criterion {item!r}: use one of {', '.join(CRITERIA)} or pass "
+                    "Criterion(name, description)"
+                )
+        if not chosen:
+            raise ValueError("judge() needs at least one criterion, e.g. criteria=['relevance']")
+        runnable, is_structured = _structured(model) if structured is not False else (model, False)
+        if structured and not is_structured:
             raise ValueError(
-                f"unknown criterion {item!r}: use one of {', '.join(CRITERIA)} or pass "
-                "Criterion(name, description)"
+                f"{type(model).__name__} has no with_structured_output; pass structured=None "
+                "to read free-text verdicts instead"
             )
-    if not chosen:
-        raise ValueError("judge() needs at least one criterion, e.g. criteria=['relevance']")
-    runnable, is_structured = _structured(model) if structured is not False else (model, False)
-    if structured and not is_structured:
-        raise ValueError(
-            f"{type(model).__name__} has no with_structured_output; pass structured=None "
-            "to read free-text verdicts instead"
-        )
-    started = time.perf_counter()
-    results: list[JudgeResult] = []
-    jobs: list[tuple[Case, Criterion, str]] = []
-    for trace in select_traces(store, traces, since=since, limit=limit):
-        case = Case.load(store, trace, references=references)
-        for criterion in chosen:
-            missing = (criterion.needs_reference and case.reference is None and "reference") or (
-                criterion.needs_documents and not case.documents and "retrieved documents"
-            )
-            if missing:
-                results.append(
-                    JudgeResult(
-                        trace_id=case.trace_id,
-                        criterion=criterion.name,
-                        status="skipped",
-                        error=f"{criterion.name} needs {missing}; the trace has none",
+        started = time.perf_counter()
+        results: list[JudgeResult] = []
+        jobs: list[tuple[Case, Criterion, str]] = []
+        for trace in select_traces(store, traces, since=since, limit=limit):
+            case = Case.load(store, trace, references=references)
+            for criterion in chosen:
+                missing = (
+                    criterion.needs_reference and case.reference is None and "reference"
+                ) or (criterion.needs_documents and not case.documents and "retrieved documents")
+                if missing:
+                    results.append(
+                        JudgeResult(
+                            trace_id=case.trace_id,
+                            criterion=criterion.name,
+                            status="skipped",
+                            error=f"{criterion.name} needs {missing}; the trace has none",
+                        )
                     )
+                    continue
+                jobs.append((case, criterion, str(uuid.uuid4())))
+        handler = (
+            ObsHandler(store.db_path, tags=[JUDGE_TAG], handle_sigterm=False, prices=prices)
+            if trace_judge and jobs
+            else None
+        )
+        return cls(
+            store=store,
+            model=model,
+            runnable=runnable,
+            chosen=chosen,
+            rubric=rubric,
+            max_concurrency=max_concurrency,
+            jobs=jobs,
+            results=results,
+            handler=handler,
+            batch_id=str(uuid.uuid4()),
+            started=started,
+        )
+
+    def root_config(self) -> dict[str, Any]:
+        """The config of the judge's root run: one trace per judge() call."""
+        return {
+            "callbacks": [self.handler] if self.handler else [],
+            "run_id": uuid.UUID(self.batch_id),
+            "tags": [JUDGE_TAG],
+            "metadata": {
+                "judge_model": _model_name(self.model),
+                "criteria": [c.name for c in self.chosen],
+                "max_concurrency": self.max_concurrency,
+            },
+        }
+
+    def _calls(self, config: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+        inputs = [_prompt(case, criterion, self.rubric) for case, criterion, _ in self.jobs]
+        configs = [  # each verdict a child run of the root run
+            {
+                **config,
+                "run_id": uuid.UUID(run_id),
+                "run_name": f"judge:{criterion.name}",
+                "metadata": {
+                    **config.get("metadata", {}),
+                    "lc_observe_judged_trace": case.trace_id,
+                    "criterion": criterion.name,
+                },
+                "max_concurrency": self.max_concurrency,
+            }
+            for case, criterion, run_id in self.jobs
+        ]
+        return inputs, configs
+
+    def run_batch(self, _: Any, config: Any) -> list[Any]:
+        inputs, configs = self._calls(config)
+        return self.runnable.batch(inputs, configs, return_exceptions=True)
+
+    async def arun_batch(self, _: Any, config: Any) -> list[Any]:
+        inputs, configs = self._calls(config)
+        return await self.runnable.abatch(inputs, configs, return_exceptions=True)
+
+    def finish(self, outputs: list[Any], *, write: bool) -> JudgeReport:
+        """Read the verdicts, record them as scores, and report."""
+        traced = self.handler is not None
+        results = self.results
+        for (case, criterion, run_id), output in zip(self.jobs, outputs, strict=True):
+            base = {
+                "trace_id": case.trace_id,
+                "criterion": criterion.name,
+                "judge_span_id": run_id if traced else None,
+            }
+            if isinstance(output, BaseException):
+                error = f"{type(output).__name__}: {output}"
+                results.append(JudgeResult(**base, status="error", error=error))
+                continue
+            try:
+                score, reasoning, raw = read_output(output)
+            except MalformedVerdict as exc:
+                raw_text = (getattr(exc, "raw", "") or "")[:_RAW_CHARS]
+                results.append(
+                    JudgeResult(**base, status="malformed", error=str(exc), raw=raw_text)
                 )
                 continue
-            jobs.append((case, criterion, str(uuid.uuid4())))
-    handler = (
-        ObsHandler(store.db_path, tags=[JUDGE_TAG], handle_sigterm=False, prices=prices)
-        if trace_judge
-        else None
-    )
-    batch_id = str(uuid.uuid4())
-    try:
-        inputs = [_prompt(case, criterion, rubric) for case, criterion, _ in jobs]
-        metadata = {
-            "judge_model": _model_name(model),
-            "criteria": [c.name for c in chosen],
-            "max_concurrency": max_concurrency,
-        }
-
-        def run_batch(_: Any, config: Any) -> list[Any]:
-            # one trace per judge() call: each verdict is a child run of this one
-            configs = [
-                {
-                    **config,
-                    "run_id": uuid.UUID(run_id),
-                    "run_name": f"judge:{criterion.name}",
-                    "metadata": {
-                        **config.get("metadata", {}),
-                        "lc_observe_judged_trace": case.trace_id,
-                        "criterion": criterion.name,
-                    },
-                    "max_concurrency": max_concurrency,
-                }
-                for case, criterion, run_id in jobs
-            ]
-            return runnable.batch(inputs, configs, return_exceptions=True)
-
-        outputs: list[Any] = []
-        if jobs:
-            outputs = RunnableLambda(run_batch, name="lc_observe judge").invoke(
-                None,
-                {
-                    "callbacks": [handler] if handler else [],
-                    "run_id": uuid.UUID(batch_id),
-                    "tags": [JUDGE_TAG],
-                    "metadata": metadata,
-                },
-            )
-        if handler is not None:
-            handler.flush()
-    finally:
-        if handler is not None:
-            handler.close()
-    for (case, criterion, run_id), output in zip(jobs, outputs, strict=True):
-        base = {
-            "trace_id": case.trace_id,
-            "criterion": criterion.name,
-            "judge_span_id": run_id if trace_judge else None,
-        }
-        if isinstance(output, BaseException):
             results.append(
-                JudgeResult(**base, status="error", error=f"{type(output).__name__}: {output}")
+                JudgeResult(**base, status="ok", value=score, reasoning=reasoning, raw=raw)
             )
-            continue
-        try:
-            score, reasoning, raw = read_output(output)
-        except MalformedVerdict as exc:
-            raw_text = getattr(exc, "raw", "") or ""
-            results.append(
-                JudgeResult(**base, status="malformed", error=str(exc), raw=raw_text[:_RAW_CHARS])
-            )
-            continue
-        results.append(JudgeResult(**base, status="ok", value=score, reasoning=reasoning, raw=raw))
-    name = _model_name(model)
-    if write:
-        _write(store, results, name, batch_id if trace_judge else None)
-    report = JudgeReport(
-        model=name,
-        results=results,
-        calls=len(jobs),
-        elapsed_s=time.perf_counter() - started,
-        judge_trace_id=batch_id if trace_judge and jobs else None,
-    )
-    if trace_judge and jobs:
-        _add_cost(store, report)
-    return report
+        name = _model_name(self.model)
+        if write:
+            _write(self.store, results, name, self.batch_id if traced else None)
+        report = JudgeReport(
+            model=name,
+            results=results,
+            calls=len(self.jobs),
+            elapsed_s=time.perf_counter() - self.started,
+            judge_trace_id=self.batch_id if traced else None,
+        )
+        if traced:
+            _add_cost(self.store, report)
+        return report
 
 
 def _write(
