@@ -131,7 +131,8 @@ def _span(row: sqlite3.Row) -> Span:
 
 
 class TraceStore:
-    """Query API over an lc_observe SQLite file (read-only use; safe while handlers write).
+    """Query API over an lc_observe SQLite file (safe while handlers write).  It reads, and
+    writes nothing but scores (`add_score`, `lc_observe.evaluate`) and `purge`.
 
     Args:
         path: the database file written by `ObsHandler` (default ``$LC_OBSERVE_DB`` or
