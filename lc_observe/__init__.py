@@ -17,7 +17,7 @@ from .errors import (
     TraceNotFoundError,
 )
 from .handler import ObsHandler
-from .model import BranchEvent, BudgetExceeded, ErrorInfo, Span, StatRow, Trace
+from .model import BranchEvent, BudgetExceeded, ErrorInfo, Score, ScoreStat, Span, StatRow, Trace
 from .serialize import Limits
 from .store import TraceStore
 
@@ -35,6 +35,8 @@ __all__ = [
     "Limits",
     "ObsHandler",
     "SchemaVersionError",
+    "Score",
+    "ScoreStat",
     "Span",
     "StatRow",
     "StoreError",

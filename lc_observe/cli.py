@@ -1,6 +1,6 @@
 """The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``branches``, ``paths``,
-``stats``, ``budgets``, ``purge``, ``push`` (to LangSmith) and ``export`` (JSON lines,
-OpenTelemetry).
+``stats``, ``budgets``, ``scores``, ``score``, ``compare``, ``diff``, ``purge``, ``push`` (to
+LangSmith) and ``export`` (JSON lines, OpenTelemetry).
 
 Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
 ``--json`` for output a script can read.
@@ -97,10 +97,17 @@ def cmd_show(args: argparse.Namespace) -> int:
                     "branches": [
                         b.model_dump(mode="json") for b in store.branches(trace_id=trace_id)
                     ],
+                    "scores": [s.model_dump(mode="json") for s in store.scores(trace_id)],
                 }
             )
             return 0
         store.print_trace(trace_id)
+        for score in store.scores(trace_id):
+            on = "" if score.span_id is None else f" (span {score.span_id[:8]})"
+            print(
+                f"score {score.name} = {_score_value_text(score.value)}  [{score.source}]{on}"
+                + (f"  {score.comment}" if score.comment else "")
+            )
     return 0
 
 
@@ -205,6 +212,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print("(nothing recorded in this time window)")
         return 0
     print_stats_table(rows, args.by)
+    scored = [row for row in rows if row.scores]
+    if scored:
+        print("mean scores (booleans: pass rate; n in brackets):")
+        for row in scored:
+            means = ", ".join(
+                f"{name} {mean:.3g} [{row.score_counts[name]}]" for name, mean in row.scores.items()
+            )
+            print(f"  {row.group if row.group is not None else '(none)'}: {means}")
     return 0
 
 
@@ -223,6 +238,116 @@ def cmd_budgets(args: argparse.Namespace) -> int:
         )
     if not events:
         print("(no budget used up)")
+    return 0
+
+
+def _score_value_text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def cmd_scores(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        if args.trace_id or args.list:
+            trace_id = _resolve_trace_id(store, args.trace_id) if args.trace_id else None
+            scores = store.scores(
+                trace_id,
+                name=args.name,
+                source=args.source,
+                since=_since(args.since),
+                limit=args.limit,
+            )
+            if args.json:
+                _print_json([score.model_dump(mode="json") for score in scores])
+                return 0
+            for score in scores:
+                note = score.comment or ""
+                if score.error:
+                    note = f"malformed: {score.error.get('message', '')}"
+                print(
+                    f"{score.time:%Y-%m-%d %H:%M:%S}  {score.trace_id[:8]}  "
+                    f"{score.name:<16} {_score_value_text(score.value):>8}  {score.source:<9} "
+                    f"{(score.author or '-'):<14} {note[:60]}"
+                )
+            if not scores:
+                print("(no scores)")
+            return 0
+        summary = store.score_stats(name=args.name, source=args.source, since=_since(args.since))
+    if args.json:
+        _print_json([row.model_dump(mode="json") for row in summary])
+        return 0
+    if not summary:
+        print("(no scores)")
+        return 0
+    width = max(4, *(len(row.name) for row in summary))
+    header = f"{'name':<{width}} {'source':<9} {'type':<11} {'count':>6} {'traces':>6} "
+    print(header + f"{'mean':>7} {'min':>7} {'max':>7} {'malformed':>9}  categories")
+    for row in summary:
+        cells = [_score_value_text(v) for v in (row.mean, row.min, row.max)]
+        labels = ", ".join(f"{k}: {v}" for k, v in list(row.labels.items())[:4])
+        print(
+            f"{row.name:<{width}} {row.source:<9} {row.value_type[:11]:<11} {row.count:>6} "
+            f"{row.traces:>6} {cells[0]:>7} {cells[1]:>7} {cells[2]:>7} {row.malformed:>9}  "
+            f"{labels}"
+        )
+    return 0
+
+
+def _parse_score_value(text: str) -> bool | float | str:
+    """A score given on the command line: true/false, a number, or a category."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        trace_id = _resolve_trace_id(store, args.trace_id)
+        score = store.add_score(
+            trace_id,
+            args.name,
+            _parse_score_value(args.value),
+            comment=args.comment,
+            source=args.source,
+            author=args.author,
+        )
+    if args.json:
+        _print_json(score.model_dump(mode="json"))
+    else:
+        print(f"Scored trace {trace_id}: {score.name} = {_score_value_text(score.value)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        comparison = store.compare(
+            args.by, args.a, args.b, since=_since(args.since), alpha=args.alpha
+        )
+    if args.json:
+        _print_json(comparison.model_dump(mode="json"))
+    else:
+        print(comparison)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        result = store.diff(
+            _resolve_trace_id(store, args.trace_a), _resolve_trace_id(store, args.trace_b)
+        )
+    if args.json:
+        _print_json(result.model_dump(mode="json"))
+    else:
+        print(result)
     return 0
 
 
@@ -298,6 +423,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _grouping(text: str) -> str:
+    """``--by``: a stats grouping (``metadata.KEY`` included), checked up front."""
+    from .stats import check_group
+
+    try:
+        check_group(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -332,10 +468,38 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--by",
         default="model",
-        choices=("model", "name", "kind", "graph_node", "user_id", "session_id", "tag"),
+        type=_grouping,
+        help="model, name, kind, graph_node, user_id, session_id, tag or metadata.KEY",
     )
     stats.add_argument("--since", help="only runs started since an ISO time or an age (1d)")
     stats.add_argument("--until", help="only runs started before an ISO time or an age ago")
+    scores = add("scores", "scores per name and source, or the scores of one trace")
+    scores.add_argument("trace_id", nargs="?", help="a trace id or prefix: list its scores")
+    scores.add_argument("--name", help="only scores with this name")
+    scores.add_argument("--source", choices=("human", "judge", "heuristic", "feedback"))
+    scores.add_argument("--since", help="only scores given since an ISO time or an age (7d)")
+    scores.add_argument("--list", action="store_true", help="list scores instead of a summary")
+    scores.add_argument("--limit", type=int, default=None, help="list at most N scores")
+    score = add("score", "attach a score to a trace (true/false, a number, or a category)")
+    score.add_argument("trace_id", help="a trace id or a unique prefix of one")
+    score.add_argument("name", help="the score's name, e.g. helpful")
+    score.add_argument("value", help="true, false, a number, or a category like 'good'")
+    score.add_argument("--comment")
+    score.add_argument(
+        "--source", default="human", choices=("human", "judge", "heuristic", "feedback")
+    )
+    score.add_argument("--author")
+    compare = add("compare", "two groups of traces side by side, with significance")
+    compare.add_argument("a", help="the first group's value, e.g. v1")
+    compare.add_argument("b", help="the second group's value, e.g. v2")
+    compare.add_argument(
+        "--by", required=True, help="metadata.KEY, tag, name, user_id, session_id or graph_name"
+    )
+    compare.add_argument("--since", help="only traces started since an ISO time or an age")
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    diff = add("diff", "what differs between two traces (path, decisions, spans, outputs)")
+    diff.add_argument("trace_a", help="a trace id or prefix")
+    diff.add_argument("trace_b", help="a trace id or prefix")
     budgets = add("budgets", "budgets used up (Budget events), oldest first")
     budgets.add_argument("--since", help="only events since an ISO time or an age (7d)")
     purge = add("purge", "delete traces older than an age (retention)")
@@ -363,6 +527,10 @@ COMMANDS = {
     "paths": cmd_paths,
     "stats": cmd_stats,
     "budgets": cmd_budgets,
+    "scores": cmd_scores,
+    "score": cmd_score,
+    "compare": cmd_compare,
+    "diff": cmd_diff,
     "purge": cmd_purge,
     "push": cmd_push,
     "export": cmd_export,

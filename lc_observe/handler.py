@@ -84,6 +84,15 @@ def _never_raise(method: F) -> F:
     return guarded  # type: ignore[return-value]
 
 
+def _current_run_id() -> UUID | None:
+    """The id of the LangChain run whose code is executing in this context, if any."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    config = var_child_runnable_config.get() or {}
+    callbacks = config.get("callbacks")
+    return getattr(callbacks, "parent_run_id", None)
+
+
 def _run_name(serialized: dict[str, Any] | None, kwargs: dict[str, Any], default: str) -> str:
     """The name LangChain's own tracers give a run (kwarg, serialized name, class id)."""
     name = kwargs.get("name")
@@ -174,6 +183,10 @@ class ObsHandler(BaseCallbackHandler):
             wait for each network mirror at most; what is still unsent then is abandoned
             and counted.  Network sinks (these, and any `NetworkSink` in ``sinks``) each run
             on a queue and thread of their own, never in the way of the app or the file.
+        budgets: `Budget` limits on cost or tokens (see ``docs/cost.md``).
+        evaluators: heuristic evaluators (`lc_observe.evaluate`) run on every finished
+            trace, on the writer thread after the trace is written (never on the callback
+            path); their verdicts are stored as scores (``source="heuristic"``).
 
     The handler is thread-safe and may be shared by any number of concurrent runs
     (threads or asyncio tasks).  It never raises into the application: internal
@@ -213,6 +226,7 @@ class ObsHandler(BaseCallbackHandler):
         otlp_exporter: Any = None,
         network_timeout: float = 5.0,
         budgets: Sequence[Budget] = (),
+        evaluators: Sequence[Any] = (),
     ) -> None:
         super().__init__()
         if db_path == DEFAULT_DB:
@@ -252,6 +266,14 @@ class ObsHandler(BaseCallbackHandler):
             timeout=network_timeout,
         )
         all_sinks.extend(self._mirrors)
+        if evaluators:  # last: it reads each trace back after the SQLite sink wrote it
+            if self.db_path is None:
+                raise ValueError(
+                    "ObsHandler(evaluators=...) evaluates traces in the SQLite file: pass a db_path"
+                )
+            from .analysis.evaluate import EvaluationSink
+
+            all_sinks.append(EvaluationSink(self.db_path, evaluators))
         # Dotted-order links of recent runs (LangSmith mirror only; see _start).
         mirrored = any(mirror.label == "langsmith" for mirror in self._mirrors)
         # FIFO caches are OrderedDicts: popping a plain dict's oldest key again and again
@@ -358,6 +380,99 @@ class ObsHandler(BaseCallbackHandler):
         self._submit_open_runs()
         self._dispatcher.flush()
         return TraceStore(self.db_path)
+
+    def score(
+        self,
+        name: str,
+        value: bool | float | str,
+        *,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        comment: str | None = None,
+        source: str = "human",
+        author: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Score the current trace from inside a run, or any trace (``trace_id=``) after it.
+
+        Inside a run (a node, a tool, a lambda ... traced by this handler) the score goes to
+        that run's trace, through the writer queue: no disk I/O on the calling thread.  A
+        trace this handler no longer remembers is scored in the file directly
+        (`TraceStore.add_score`, after a flush).
+
+        >>> def answer(state):                                        # doctest: +SKIP
+        ...     reply = model.invoke(state["question"])
+        ...     handler.score("answer_length", len(reply.content), source="heuristic")
+        ...     return {"answer": reply.content}
+        >>> handler.score("thumbs_up", True, trace_id=tid, source="feedback")  # doctest: +SKIP
+
+        Raises:
+            ValueError / TypeError: a bad name, source or value, or no trace to score.
+            TraceNotFoundError: ``trace_id`` / ``span_id`` is not recorded anywhere.
+        """
+        from .scores import RECORD_SCORE, score_record
+
+        given = trace_id
+        if trace_id is None and span_id is None:
+            run_id = _current_run_id()
+            trace_id = None if run_id is None else self._trace_of(run_id)
+            if trace_id is None:
+                raise ValueError(
+                    "handler.score() was called outside a run this handler traces: pass "
+                    "trace_id=... (the root run's id), or call it inside the run"
+                )
+        elif span_id is not None:
+            known = self._trace_of(span_id)
+            if known is not None and trace_id is not None and known != str(trace_id):
+                raise ValueError(f"span {span_id} belongs to trace {known}, not {trace_id}")
+            trace_id = known if known is not None else None
+        elif self._trace_of(trace_id) is None:
+            trace_id = None  # not in memory: score it in the file
+        if trace_id is None:  # an older trace, or another handler's: write it to the file
+            if self.db_path is None:
+                raise ValueError(
+                    "this handler writes no SQLite file and does not remember that trace; "
+                    "score it in the file it was recorded in: TraceStore(path).add_score(...)"
+                )
+            with self.store as store:
+                store.add_score(
+                    given,
+                    name,
+                    value,
+                    span_id=span_id,
+                    comment=comment,
+                    source=source,
+                    author=author,
+                    metadata=metadata,
+                )
+            return
+        record = score_record(
+            trace_id,
+            name,
+            value,
+            span_id=span_id,
+            comment=comment,
+            source=source,
+            author=author,
+            metadata=metadata,
+        )
+        if self._keeps(trace_id):
+            self._dispatcher.submit(RECORD_SCORE, record)
+
+    def _trace_of(self, run_id: Any) -> str | None:
+        """The trace of a run this handler has open or ended recently, else None."""
+        try:
+            key = run_id.int if isinstance(run_id, UUID) else UUID(str(run_id)).int
+        except ValueError:
+            return None
+        record = self._runs.get(key)
+        if record is not None:
+            return record["trace_id"]
+        return self._ended.get(key)
+
+    def _keeps(self, trace_id: str) -> bool:
+        """Whether sampling keeps ``trace_id`` (the same decision as for its spans)."""
+        return self._sample_below >= 2**32 or zlib.crc32(trace_id.encode()) < self._sample_below
 
     # -- bookkeeping ---------------------------------------------------------------------------
 

@@ -218,3 +218,62 @@ class StatRow(_Row):
     unpriced: int = Field(0, description="model calls with tokens but no known price")
     cache_hits: int = 0
     cache_hit_rate: float | None = Field(None, description="cache hits / chat model calls")
+    scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="mean of each numeric / boolean score (a pass rate) over the group",
+    )
+    score_counts: dict[str, int] = Field(
+        default_factory=dict, description="scores behind each mean"
+    )
+
+
+ScoreSource = Literal["human", "judge", "heuristic", "feedback"]
+
+
+class Score(_Row):
+    """A quality score of a trace (or of one span in it): user feedback, a heuristic check
+    or an LLM judge's verdict (`TraceStore.add_score`, `ObsHandler.score`).
+
+    ``value`` is a float (numeric), a bool (boolean) or a str (categorical), as given;
+    ``value_type`` says which.  A malformed judge verdict has ``value=None`` and ``error``.
+    """
+
+    id: int | None = None
+    trace_id: str
+    span_id: str | None = None
+    name: str
+    value: bool | float | str | None = Field(
+        description="float (numeric), bool (boolean) or str (categorical); None if malformed"
+    )
+    value_type: Literal["numeric", "boolean", "categorical", "error"] = "numeric"
+    source: str = "human"
+    author: str | None = None
+    comment: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    error: dict[str, Any] | None = Field(
+        default=None, description="why a verdict could not be read (message, raw text)"
+    )
+    time: datetime
+
+    @property
+    def numeric(self) -> float | None:
+        """The value as a number (booleans 1.0 / 0.0); None for categorical or malformed."""
+        if isinstance(self.value, bool):
+            return float(self.value)
+        return self.value if isinstance(self.value, float) else None
+
+
+class ScoreStat(_Row):
+    """Scores of one name and source (`TraceStore.score_stats`): how many, their mean
+    (a pass rate for booleans), range, category counts and unreadable verdicts."""
+
+    name: str
+    source: str
+    value_type: str = Field(description="numeric, boolean, categorical (error: all malformed)")
+    count: int = Field(description="scores given, malformed ones included")
+    traces: int = Field(description="distinct traces scored")
+    mean: float | None = None
+    min: float | None = None
+    max: float | None = None
+    labels: dict[str, int] = Field(default_factory=dict, description="categorical: per value")
+    malformed: int = Field(0, description="judge verdicts that could not be read")

@@ -20,7 +20,7 @@ PAGE_SIZE = 16_384
 
 #: ``PRAGMA application_id`` of every lc_observe database ("LCOB").
 APPLICATION_ID = 0x4C434F42
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SPAN_COLUMNS: dict[str, type] = {
     "span_id": str,
@@ -106,6 +106,13 @@ SCORE_COLUMNS: dict[str, type] = {
     "value": float,
     "comment": str,
     "time": str,
+    # version 4: what kind of value, who scored, and the verdict's details
+    "value_type": str,
+    "label": str,
+    "source": str,
+    "author": str,
+    "metadata": str,
+    "error": str,
 }
 
 #: Columns stored as JSON text.
@@ -116,6 +123,8 @@ JSON_COLUMNS = frozenset(
 
 #: Span columns added after version 1 (by the migration named beside each).
 _LATER_SPAN_COLUMNS = {"cache_hit"}  # version 3
+#: Score columns added after version 1 (version 4).
+_LATER_SCORE_COLUMNS = ("value_type", "label", "source", "author", "metadata", "error")
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -123,7 +132,8 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     db["spans"].create(v1_spans, pk="span_id", not_null={"trace_id"}, if_not_exists=True)
     db["traces"].create(TRACE_COLUMNS, pk="trace_id", if_not_exists=True)
     db["branch_events"].create(BRANCH_COLUMNS, pk="id", not_null={"trace_id"}, if_not_exists=True)
-    db["scores"].create(SCORE_COLUMNS, pk="id", not_null={"trace_id"}, if_not_exists=True)
+    v1_scores = {k: v for k, v in SCORE_COLUMNS.items() if k not in _LATER_SCORE_COLUMNS}
+    db["scores"].create(v1_scores, pk="id", not_null={"trace_id"}, if_not_exists=True)
     indexes = {
         "spans": [["trace_id", "start_time"], ["start_time"], ["kind", "start_time"]],
         "traces": [["start_time"], ["user_id", "start_time"], ["session_id", "start_time"]],
@@ -174,11 +184,24 @@ def _add_cache_and_budgets_v3(db: sqlite_utils.Database) -> None:
     db["budget_events"].create_index(["trace_id"], if_not_exists=True)
 
 
+def _scores_v4(db: sqlite_utils.Database) -> None:
+    """Version 4: scores carry their value type, a categorical label, source, author,
+    metadata (a judge's reasoning ...) and the error of a malformed verdict."""
+    columns = db["scores"].columns_dict
+    for name in _LATER_SCORE_COLUMNS:
+        if name not in columns:
+            db["scores"].add_column(name, SCORE_COLUMNS[name])
+    db["scores"].create_index(["span_id"], if_not_exists=True)
+    db["scores"].create_index(["name", "time"], if_not_exists=True)
+    db["scores"].create_index(["time"], if_not_exists=True)
+
+
 #: ``MIGRATIONS[n]`` brings a database at version ``n - 1`` to version ``n``.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
     2: _add_pushes_v2,
     3: _add_cache_and_budgets_v3,
+    4: _scores_v4,
 }
 
 

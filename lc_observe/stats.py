@@ -16,7 +16,15 @@ What a group counts, by ``by``:
 ``"user_id"``        traces, per user id (tokens/cost: each trace's totals)
 ``"session_id"``     traces, per session id
 ``"tag"``            traces, per tag (a trace with two tags counts in both groups)
+``"metadata.KEY"``   traces, per value of the root run's metadata key (``metadata.a.b``
+                     for nested keys), e.g. ``metadata.prompt_version``
 ==================== ===================================================================
+
+An LLM judge's own runs (tagged ``lc_observe:judge``) are left out unless
+``include_judge=True``.  ``StatRow.scores`` holds the mean of each numeric or boolean score
+(booleans as 1 / 0, i.e. a pass rate) over the group: for trace groupings the scores of
+the group's traces; for span groupings the scores of the group's spans plus the
+trace-level scores of the traces they ran in (each trace once per group).
 
 Model figures (TTFT, tokens/s, cache hits, unpriced calls) always come from the model
 calls inside the group: the model spans themselves, or those of the group's traces.
@@ -25,6 +33,7 @@ calls inside the group: the model spans themselves, or those of the group's trac
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,6 +43,30 @@ from .model import StatRow
 SPAN_GROUPS = ("model", "name", "kind", "graph_node")
 TRACE_GROUPS = ("user_id", "session_id", "tag")
 GROUPS = SPAN_GROUPS + TRACE_GROUPS
+#: Prefix of a grouping by a metadata key: ``"metadata.prompt_version"``.
+METADATA_PREFIX = "metadata."
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
+#: SQL that is true for spans/traces not made by an LLM judge (`lc_observe.evaluate`).
+NOT_JUDGE_SQL = "instr({table}.tags, '\"lc_observe:judge\"') = 0"
+
+
+def check_group(by: str) -> None:
+    """Raise a ValueError naming the valid groupings when ``by`` is not one."""
+    if by in GROUPS:
+        return
+    if by.startswith(METADATA_PREFIX) and _METADATA_KEY.fullmatch(by[len(METADATA_PREFIX) :]):
+        return
+    raise ValueError(
+        f"by= must be one of {', '.join(GROUPS)} or metadata.KEY (letters, digits, _ and -, "
+        f"dots for nested keys), e.g. metadata.prompt_version; got {by!r}"
+    )
+
+
+def metadata_path(by: str) -> str:
+    """The JSON path of a ``metadata.KEY`` grouping (the key is checked by `check_group`)."""
+    return "$." + ".".join(f'"{part}"' for part in by[len(METADATA_PREFIX) :].split("."))
+
+
 MODEL_KINDS = ("chat_model", "llm")
 _MODEL_KINDS_SQL = "kind IN ('chat_model', 'llm')"
 
@@ -72,6 +105,12 @@ class _Group:
         self.unpriced = 0
         self.cache_hits = 0
         self.cache_known = 0
+        self.score_sums: dict[str, float] = {}
+        self.score_counts: dict[str, int] = {}
+
+    def add_score(self, name: str, value: float) -> None:
+        self.score_sums[name] = self.score_sums.get(name, 0.0) + value
+        self.score_counts[name] = self.score_counts.get(name, 0) + 1
 
     def add_unit(self, row: Any) -> None:
         """A span or trace of the group: count, status, latency, tokens and cost."""
@@ -122,6 +161,8 @@ class _Group:
             unpriced=self.unpriced,
             cache_hits=self.cache_hits,
             cache_hit_rate=self.cache_hits / self.cache_known if self.cache_known else None,
+            scores={k: self.score_sums[k] / n for k, n in sorted(self.score_counts.items())},
+            score_counts=dict(sorted(self.score_counts.items())),
         )
 
 
@@ -129,9 +170,14 @@ def _mean(values: Sequence[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
-def span_groups_sql(by: str, where: list[str]) -> str:
-    """The query for a span grouping (``where`` holds the time-window clauses)."""
+def span_groups_sql(
+    by: str, where: list[str], include_judge: bool = False, with_ids: bool = False
+) -> str:
+    """The query for a span grouping (``where`` holds the time-window clauses); ``with_ids``
+    adds ``trace_id`` and ``span_id`` (needed only to attach scores)."""
     clauses = [*where, "status != 'running'"]
+    if not include_judge:
+        clauses.append(NOT_JUDGE_SQL.format(table="spans"))
     if by == "model":
         clauses.append(_MODEL_KINDS_SQL)
     elif by == "graph_node":
@@ -141,18 +187,31 @@ def span_groups_sql(by: str, where: list[str]) -> str:
         )
     key = {"graph_node": "graph_node, checkpoint_ns"}.get(by, f"{by} AS grp")
     return (
-        f"SELECT {key}, status, {', '.join(_TOKENS)}, {_MODEL_COLUMNS} "
+        f"SELECT {key}, {'trace_id, span_id, ' if with_ids else ''}status, "
+        f"{', '.join(_TOKENS)}, {_MODEL_COLUMNS} "
         f"FROM spans WHERE {' AND '.join(clauses)}"
     )
 
 
-def trace_groups_sql(by: str, where: list[str]) -> tuple[str, str]:
+def scores_sql(units_sql: str) -> str:
+    """Numeric and boolean scores of the traces the units of ``units_sql`` belong to."""
+    return (
+        "SELECT trace_id, span_id, name, value FROM scores WHERE value IS NOT NULL AND "
+        f"trace_id IN (SELECT trace_id FROM ({units_sql}))"
+    )
+
+
+def trace_groups_sql(by: str, where: list[str], include_judge: bool = False) -> tuple[str, str]:
     """The queries for a trace grouping: the traces, then their model spans."""
     clauses = [*where, "status != 'running'"]
+    if not include_judge:
+        clauses.append(NOT_JUDGE_SQL.format(table="traces"))
     source = "traces"
     key = f"{by} AS grp"
     if by == "tag":
         source, key = "traces, json_each(traces.tags) AS tag", "tag.value AS grp"
+    elif by.startswith(METADATA_PREFIX):
+        key = f"json_extract(traces.metadata, '{metadata_path(by)}') AS grp"
     traces_sql = (
         f"SELECT {key}, trace_id, status, latency_ms, {', '.join(_TOKENS)}, cost_usd "
         f"FROM {source} WHERE {' AND '.join(clauses)}"
@@ -165,9 +224,11 @@ def trace_groups_sql(by: str, where: list[str]) -> tuple[str, str]:
     return traces_sql, models_sql
 
 
-def span_stats(by: str, rows: Iterable[Any]) -> list[StatRow]:
-    """Statistics of span rows from `span_groups_sql`."""
+def span_stats(by: str, rows: Iterable[Any], scores: Sequence[Any] = ()) -> list[StatRow]:
+    """Statistics of span rows from `span_groups_sql` (and their `scores_sql` scores)."""
     groups: dict[str | None, _Group] = {}
+    by_span: dict[str, _Group] = {}
+    by_trace: dict[str, set[int]] = {}
     for row in rows:
         if by == "graph_node":
             key = qualified(row["graph_node"], row["checkpoint_ns"])
@@ -177,10 +238,24 @@ def span_stats(by: str, rows: Iterable[Any]) -> list[StatRow]:
         group.add_unit(row)
         if row["kind"] in MODEL_KINDS:
             group.add_model_call(row)
+        if scores:
+            by_span[row["span_id"]] = group
+            by_trace.setdefault(row["trace_id"], set()).add(id(group))
+    if scores:
+        by_id = {id(group): group for group in groups.values()}
+        for trace_id, span_id, name, value in scores:
+            if span_id is not None:
+                if span_id in by_span:
+                    by_span[span_id].add_score(name, value)
+            else:
+                for group_id in by_trace.get(trace_id, ()):
+                    by_id[group_id].add_score(name, value)
     return _rows(by, groups)
 
 
-def trace_stats(by: str, traces: Iterable[Any], model_spans: Iterable[Any]) -> list[StatRow]:
+def trace_stats(
+    by: str, traces: Iterable[Any], model_spans: Iterable[Any], scores: Sequence[Any] = ()
+) -> list[StatRow]:
     """Statistics of trace rows and their model spans from `trace_groups_sql`."""
     groups: dict[str | None, _Group] = {}
     members: dict[str, list[_Group]] = {}
@@ -192,6 +267,9 @@ def trace_stats(by: str, traces: Iterable[Any], model_spans: Iterable[Any]) -> l
     for row in model_spans:
         for group in members.get(row["trace_id"], ()):
             group.add_model_call(row)
+    for trace_id, _span_id, name, value in scores:
+        for group in members.get(trace_id, ()):
+            group.add_score(name, value)
     return _rows(by, groups)
 
 

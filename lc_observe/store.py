@@ -22,12 +22,22 @@ from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import node_path
-from .model import BranchEvent, BranchStat, BudgetExceeded, Span, StatRow, Trace
+from .model import (
+    BranchEvent,
+    BranchStat,
+    BudgetExceeded,
+    Score,
+    ScoreStat,
+    Span,
+    StatRow,
+    Trace,
+)
 from .schema import (
     BRANCH_COLUMNS,
     BUDGET_COLUMNS,
     JSON_COLUMNS,
     SCHEMA_VERSION,
+    SCORE_COLUMNS,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
     check_compatible,
@@ -98,6 +108,18 @@ def _parse(row: sqlite3.Row) -> dict[str, Any]:
     return data
 
 
+def _score(row: sqlite3.Row) -> Score:
+    from .scores import score_value
+
+    data = _parse(row)
+    data["value"] = score_value(data)
+    data["source"] = data.get("source") or "human"  # rows of files before version 4
+    data["value_type"] = data.get("value_type") or "numeric"
+    data["metadata"] = data.get("metadata") or {}
+    data.pop("label", None)
+    return Score.model_validate(data)
+
+
 def _span(row: sqlite3.Row) -> Span:
     data = _parse(row)
     error_type = data.pop("error_type")
@@ -109,7 +131,8 @@ def _span(row: sqlite3.Row) -> Span:
 
 
 class TraceStore:
-    """Query API over an lc_observe SQLite file (read-only use; safe while handlers write).
+    """Query API over an lc_observe SQLite file (safe while handlers write).  It reads, and
+    writes nothing but scores (`add_score`, `lc_observe.evaluate`) and `purge`.
 
     Args:
         path: the database file written by `ObsHandler` (default ``$LC_OBSERVE_DB`` or
@@ -345,27 +368,77 @@ class TraceStore:
         *,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        include_judge: bool = False,
     ) -> list[StatRow]:
-        """Count, error rate, latency p50/p95/p99, TTFT, tokens, cost and LLM-cache hit rate
-        per group, over spans or traces that started in ``[since, until)``; the largest
-        groups first.  See `lc_observe.stats` for what each ``by`` counts.
+        """Count, error rate, latency p50/p95/p99, TTFT, tokens, cost, LLM-cache hit rate
+        and mean scores per group, over spans or traces that started in ``[since, until)``;
+        the largest groups first.  See `lc_observe.stats` for what each ``by`` counts
+        (``"metadata.KEY"`` groups traces by a metadata value).  An LLM judge's own runs
+        count only with ``include_judge=True``.
 
         >>> store.stats(by="model", since=timedelta(days=1))   # doctest: +SKIP
+        >>> store.stats(by="metadata.prompt_version")          # doctest: +SKIP
         >>> store.stats_df(by="user_id")                       # doctest: +SKIP
         """
         from . import stats
 
-        if by not in stats.GROUPS:
-            raise ValueError(f"stats(by=...) must be one of {', '.join(stats.GROUPS)}; got {by!r}")
+        stats.check_group(by)
         if by in stats.SPAN_GROUPS:
             where, params = _filters({}, "start_time", since, until)
-            rows = self._query(stats.span_groups_sql(by, where), params)
-            return RecordList(stats.span_stats(by, rows))
+            scored = self._has_scores()
+            sql = stats.span_groups_sql(by, where, include_judge, with_ids=scored)
+            rows = self._query(sql, params)
+            scores = self._query(stats.scores_sql(sql), params) if scored and rows else []
+            return RecordList(stats.span_stats(by, rows, scores))
         where, params = _filters({}, "traces.start_time", since, until)
-        traces_sql, models_sql = stats.trace_groups_sql(by, where)
+        traces_sql, models_sql = stats.trace_groups_sql(by, where, include_judge)
         traces = self._query(traces_sql, params)
         models = self._query(models_sql, params)
-        return RecordList(stats.trace_stats(by, traces, models))
+        scored = bool(traces) and self._has_scores()
+        scores = self._query(stats.scores_sql(traces_sql), params) if scored else []
+        return RecordList(stats.trace_stats(by, traces, models, scores))
+
+    def compare(
+        self,
+        by: str,
+        a: Any,
+        b: Any,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        alpha: float = 0.05,
+    ) -> Any:
+        """Group ``a`` vs group ``b`` of finished traces (``by``: ``metadata.KEY``, ``tag``,
+        ``name``, ``user_id``, ``session_id`` or ``graph_name``): latency, tokens, cost,
+        error rate, scores and routing rates side by side, with sample sizes, a two-sided
+        test (Mann-Whitney U or two-proportion z) and its p-value.  Returns a
+        `lc_observe.analysis.compare.Comparison` (a table in notebooks and ``print``).
+
+        >>> cmp = store.compare(by="metadata.prompt_version", a="v1", b="v2")  # doctest: +SKIP
+        >>> print(cmp)                                                        # doctest: +SKIP
+        >>> [row.metric for row in cmp.significant]                           # doctest: +SKIP
+        """
+        from .analysis.compare import compare
+
+        return compare(self, by, a, b, since=since, until=until, alpha=alpha)
+
+    def diff(self, trace_a: str, trace_b: str) -> Any:
+        """What differs between two traces: node path, routing decisions, per-span latency /
+        token / cost deltas (spans matched by position in the tree and name) and outputs.
+        Returns a `lc_observe.analysis.diff.TraceDiff` (text with ``print``, HTML in
+        notebooks).
+
+        >>> d = store.diff(good_trace_id, bad_trace_id)   # doctest: +SKIP
+        >>> print(d)                                      # doctest: +SKIP
+        >>> d.branch_differences, d.changed               # doctest: +SKIP
+        """
+        from .analysis.diff import diff
+
+        return diff(self, trace_a, trace_b)
+
+    def _has_scores(self) -> bool:
+        """Whether stats need to look for scores at all (cheap: one index probe)."""
+        return bool(self._query("SELECT 1 FROM scores WHERE value IS NOT NULL LIMIT 1"))
 
     def budget_events(
         self,
@@ -385,6 +458,221 @@ class TraceStore:
             f"WHERE {' AND '.join(where)} ORDER BY time, id"
         )
         return RecordList(BudgetExceeded.model_validate(dict(r)) for r in self._query(sql, params))
+
+    # -- scores (code in lc_observe.scores; evaluators in lc_observe.evaluate) ---------------
+
+    def add_score(
+        self,
+        trace_id: str | None = None,
+        name: str | None = None,
+        value: bool | float | str | None = None,
+        *,
+        span_id: str | None = None,
+        comment: str | None = None,
+        source: str = "human",
+        author: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Score:
+        """Attach a score to a trace, or to one span (``span_id=``; its trace is looked up).
+
+        ``value`` is a number, a bool or a string (a category); ``source`` is ``"human"``,
+        ``"judge"``, ``"heuristic"`` or ``"feedback"``.  Safe from any process, while
+        handlers write (busy timeout and bounded retry).  Returns the stored `Score`.
+
+        >>> store.add_score(trace_id, "helpful", True, source="feedback")  # doctest: +SKIP
+        >>> store.add_score(trace_id, "accuracy", 0.8, comment="one date wrong")  # doctest: +SKIP
+        >>> store.add_score(span_id=tool_span_id, name="tool_ok", value=False)     # doctest: +SKIP
+
+        Raises:
+            TraceNotFoundError: no trace (or span) with that id in this file.
+            ValueError / TypeError: a bad name, source or value; the message says which.
+        """
+        from .scores import score_record
+
+        if name is None:
+            raise ValueError("add_score() needs a name, e.g. add_score(trace_id, 'helpful', True)")
+        trace_id = self._score_target(trace_id, span_id)
+        record = score_record(
+            trace_id,
+            name,
+            value,
+            span_id=span_id,
+            comment=comment,
+            source=source,
+            author=author,
+            metadata=metadata,
+        )
+        (score_id,) = self._insert_scores([record])
+        return self._score_by_id(score_id)
+
+    def _score_target(self, trace_id: str | None, span_id: str | None) -> str:
+        """The trace a score goes to; raises for an unknown or mismatched id."""
+        if span_id is not None:
+            rows = self._query("SELECT trace_id FROM spans WHERE span_id = ?", (str(span_id),))
+            if not rows:
+                raise TraceNotFoundError(
+                    f"no span with id {span_id!r} in {self.db_path}: pass the span_id of a "
+                    "recorded span (store.spans(trace_id=...)), or score the trace instead"
+                )
+            if trace_id is not None and str(trace_id) != rows[0][0]:
+                raise ValueError(
+                    f"span {span_id} belongs to trace {rows[0][0]}, not {trace_id}: pass "
+                    "span_id alone"
+                )
+            return rows[0][0]
+        if trace_id is None:
+            raise ValueError("add_score() needs a trace_id or a span_id")
+        trace_id = str(trace_id)
+        if not self._query(
+            "SELECT 1 FROM traces WHERE trace_id = ? UNION ALL "
+            "SELECT 1 FROM spans WHERE trace_id = ? LIMIT 1",
+            (trace_id, trace_id),
+        ):
+            raise TraceNotFoundError(
+                f"no trace with id {trace_id!r} in {self.db_path}: score a recorded trace "
+                "(store.traces() lists them), or flush the handler first (handler.flush())"
+            )
+        return trace_id
+
+    def _insert_scores(self, records: list[dict[str, Any]], retries: int = 5) -> list[int]:
+        """Insert score records in one transaction (retried while another writer holds the
+        lock); returns their row ids."""
+        import random
+        import time
+
+        from .redact import make_redactor
+        from .scores import SCORE_INSERT, score_row
+
+        redact = make_redactor(True)  # comments may hold what span payloads may: redact alike
+        rows = [score_row(record, redact) for record in records]
+        if not rows:
+            return []
+        sql = SCORE_INSERT + "(" + ",".join("?" * len(rows[0])) + ")"
+        for attempt in range(retries + 1):
+            try:
+                with self._conn:
+                    ids = []
+                    for row in rows:
+                        ids.append(self._conn.execute(sql, row).lastrowid)
+                    return ids
+            except sqlite3.OperationalError as exc:
+                transient = "locked" in str(exc) or "busy" in str(exc)
+                if not transient or attempt == retries:
+                    raise StoreError(f"could not write scores to {self.db_path}: {exc}") from None
+                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+        return []  # pragma: no cover - the loop returns or raises
+
+    def _score_by_id(self, score_id: int) -> Score:
+        rows = self._query(
+            f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE id = ?", (score_id,)
+        )
+        return _score(rows[0])
+
+    def scores(
+        self,
+        trace_id: str | None = None,
+        *,
+        span_id: str | None = None,
+        name: str | None = None,
+        source: str | None = None,
+        author: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        limit: int | None = None,
+    ) -> list[Score]:
+        """Scores in the order they were given, filtered by any of the keyword arguments
+        (``since``/``until`` bound the time the score was given).
+
+        >>> store.scores(trace_id)                          # doctest: +SKIP
+        >>> store.scores(name="correctness", source="judge", since="2026-01-01")  # doctest: +SKIP
+        """
+        trace = None if trace_id is None else str(trace_id)
+        span = None if span_id is None else str(span_id)
+        equals = {
+            "trace_id": trace,
+            "span_id": span,
+            "name": name,
+            "source": source,
+            "author": author,
+        }
+        where, params = _filters(equals, "time", since, until)
+        sql = (
+            f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE {' AND '.join(where)} "
+            "ORDER BY time, id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return RecordList(_score(row) for row in self._query(sql, params))
+
+    def score_stats(
+        self,
+        *,
+        name: str | None = None,
+        source: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+    ) -> list[ScoreStat]:
+        """Per score name and source: count, traces, mean (pass rate for booleans), min,
+        max, category counts and malformed verdicts (``lc-observe scores`` prints it).
+
+        >>> store.score_stats(source="judge")                 # doctest: +SKIP
+        """
+        where, params = _filters({"name": name, "source": source}, "time", since, until)
+        rows = self._query(
+            "SELECT name, coalesce(source, 'human') AS source, value_type, value, label, "
+            f"trace_id FROM scores WHERE {' AND '.join(where)} ORDER BY name, source",
+            params,
+        )
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            entry = groups.setdefault(
+                (row["name"], row["source"]),
+                {"types": set(), "values": [], "labels": {}, "traces": set(), "n": 0, "bad": 0},
+            )
+            entry["n"] += 1
+            entry["traces"].add(row["trace_id"])
+            kind = row["value_type"] or "numeric"
+            if kind == "error":
+                entry["bad"] += 1
+                continue
+            entry["types"].add(kind)
+            if kind == "categorical":
+                entry["labels"][row["label"]] = entry["labels"].get(row["label"], 0) + 1
+            elif row["value"] is not None:
+                entry["values"].append(row["value"])
+        out = []
+        for (score_name, score_source), entry in groups.items():
+            values = entry["values"]
+            out.append(
+                ScoreStat(
+                    name=score_name,
+                    source=score_source,
+                    value_type="/".join(sorted(entry["types"])) or "error",
+                    count=entry["n"],
+                    traces=len(entry["traces"]),
+                    mean=sum(values) / len(values) if values else None,
+                    min=min(values) if values else None,
+                    max=max(values) if values else None,
+                    labels=dict(sorted(entry["labels"].items(), key=lambda i: (-i[1], i[0]))),
+                    malformed=entry["bad"],
+                )
+            )
+        return RecordList(out)
+
+    def scores_df(self, trace_id: str | None = None, **filters: Any) -> Any:
+        """Scores as a DataFrame (filters of `scores`); ``value`` as given (object column)
+        and ``numeric`` (booleans as 1.0 / 0.0) for means and pass rates.
+
+        >>> store.scores_df(source="judge").groupby("name")["numeric"].mean()  # doctest: +SKIP
+        """
+        from .views.frames import frame, require_pandas
+
+        items = self.scores(trace_id, **filters)
+        df = frame(items, Score)
+        pd = require_pandas()
+        df["numeric"] = pd.Series(pd.array([s.numeric for s in items], dtype="Float64"))
+        return df
 
     # -- retention -----------------------------------------------------------------------------
 
@@ -464,7 +752,7 @@ class TraceStore:
         except TraceNotFoundError:  # root still running: show what is there
             trace = None
         branches = trace.branches if trace and trace.branches else self.branches(trace_id)
-        return TraceView(trace, list(spans), list(branches))
+        return TraceView(trace, list(spans), list(branches), list(self.scores(trace_id)))
 
     def graph(
         self,

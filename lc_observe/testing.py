@@ -28,7 +28,9 @@ the client compresses).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import re
 import socket
 import struct
 import threading
@@ -36,7 +38,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["INFO", "LangSmithStandIn", "LoopbackRequestHandler", "LoopbackServer"]
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field, PrivateAttr
+
+__all__ = ["INFO", "FakeJudge", "LangSmithStandIn", "LoopbackRequestHandler", "LoopbackServer"]
 
 _S = TypeVar("_S", bound="LoopbackServer")
 
@@ -334,3 +341,128 @@ class LangSmithStandIn(LoopbackServer):
                 return runs
             time.sleep(0.02)
         return self.runs()
+
+
+# -- an offline LLM judge ----------------------------------------------------------------------
+
+
+def _section(text: str, tag: str) -> str | None:
+    match = re.search(rf"<{tag}>\n?(.*?)\n?</{tag}>", text, re.S)
+    return match.group(1) if match else None
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3 or w.isdigit()}
+
+
+def grade(criterion: str, prompt: str) -> tuple[float, str]:
+    """How `FakeJudge` grades a judge prompt, by rules: ``correctness`` 1 when the answer
+    contains the reference answer, else 0; ``groundedness`` the share of the answer's words
+    found in the documents; ``relevance`` 1 when the answer shares a word with the question
+    (0 otherwise); ``safety`` 0 when the answer holds a word of a small blocklist; any other
+    criterion 1."""
+    answer = _section(prompt, "answer") or ""
+    if criterion == "correctness":
+        reference = (_section(prompt, "reference_answer") or "").strip().lower()
+        ok = bool(reference) and reference in answer.lower()
+        return float(ok), "matches the reference" if ok else "does not contain the reference"
+    if criterion == "groundedness":
+        words = _words(answer)
+        found = words & _words(_section(prompt, "documents") or "")
+        share = len(found) / len(words) if words else 0.0
+        return round(share, 3), f"{len(found)} of {len(words)} answer words are in the documents"
+    if criterion == "relevance":
+        shared = _words(answer) & _words(_section(prompt, "question") or "")
+        return (1.0, "on topic") if shared else (0.0, "shares nothing with the question")
+    if criterion == "safety":
+        bad = _words(answer) & {"bomb", "poison", "weapon", "kill"}
+        return (0.0, f"unsafe: {sorted(bad)}") if bad else (1.0, "nothing unsafe")
+    return 1.0, "no rule for this criterion"
+
+
+class FakeJudge(BaseChatModel):
+    """An offline chat model that answers lc_observe's judge prompts (see `grade`).
+
+    Args:
+        structured: supports tool calling, so ``with_structured_output`` works (the
+            verdict arrives as a tool call); False: replies in free text.
+        style: free-text form: ``"json"`` (a JSON object) or ``"prose"``
+            (``Reasoning: ... Score: 4/5``).
+        replies: fixed replies, cycled, instead of graded ones (e.g. malformed text).
+        delay: seconds each call sleeps (to see concurrency limits at work).
+        model_name / provider: reported to LangChain (``ls_model_name`` ...), so a
+            name like ``gpt-4o-mini`` gets a price.
+        usage: (input, output) tokens reported per call.
+
+    ``max_in_flight`` is the most calls that ran at once.
+    """
+
+    structured: bool = True
+    style: str = "json"
+    replies: list[str] | None = None
+    delay: float = 0.0
+    model_name: str = "fake-judge"
+    provider: str = "fake"
+    usage: tuple[int, int] = (150, 30)
+    max_in_flight: int = Field(default=0, exclude=True)
+
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _in_flight: int = PrivateAttr(default=0)
+    _counter: Any = PrivateAttr(default_factory=itertools.count)
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-judge"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+    def _get_ls_params(self, stop: Any = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = self.provider
+        params["ls_model_name"] = self.model_name
+        return params
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        if not self.structured:
+            raise NotImplementedError("this FakeJudge replies in free text (structured=False)")
+        names = [getattr(t, "__name__", None) or str(t) for t in tools]
+        return self.bind(tool_names=names)
+
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Any:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            message = self._reply(messages, kwargs.get("tool_names"))
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        inp, out = self.usage
+        message.usage_metadata = {
+            "input_tokens": inp,
+            "output_tokens": out,
+            "total_tokens": inp + out,
+        }
+        message.response_metadata = {"model_name": self.model_name}
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _reply(self, messages: Any, tool_names: list[str] | None) -> Any:
+        if self.replies:
+            text = self.replies[next(self._counter) % len(self.replies)]
+            return AIMessage(content=text)
+        system, prompt = str(messages[0].content), str(messages[-1].content)
+        found = re.search(r"Criterion: (\S+)", system)
+        score, reasoning = grade(found.group(1) if found else "", prompt)
+        if tool_names:
+            call = {"name": tool_names[0], "args": {"score": score, "reasoning": reasoning}}
+            return AIMessage(content="", tool_calls=[{**call, "id": "call_1"}])
+        if self.style == "prose":
+            return AIMessage(content=f"Reasoning: {reasoning}.\nScore: {score:g}/1")
+        payload = json.dumps({"score": score, "reasoning": reasoning})
+        return AIMessage(content=f"```json\n{payload}\n```")

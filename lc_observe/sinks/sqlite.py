@@ -33,6 +33,7 @@ from ..schema import (
     configure,
     ensure_schema,
 )
+from ..scores import RECORD_SCORE, SCORE_INSERT, score_row
 from ..serialize import Limits, Redact, dumps, dumps_or_none
 
 logger = logging.getLogger("lc_observe")
@@ -290,6 +291,7 @@ class SQLiteSink:
             _TRACE_SQL: [],
             _BRANCH_SQL: [],
             _BUDGET_SQL: [],
+            SCORE_INSERT: [],
         }
         limits, redact = self.limits, self.redact
         memo: dict[int, Any] = {}
@@ -304,6 +306,8 @@ class SQLiteSink:
                 rows[_BRANCH_SQL].append(branch_row(record, limits, redact))
             elif kind == RECORD_BUDGET:
                 rows[_BUDGET_SQL].append(budget_row(record))
+            elif kind == RECORD_SCORE:
+                rows[SCORE_INSERT].append(score_row(record, redact))
         return rows
 
     def _connect(self) -> sqlite_utils.Database:

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ..langgraph import is_node_run
 from ..model import BranchEvent, Span, Trace
@@ -32,6 +33,7 @@ from ._html import (
     to_text,
     wrap,
 )
+from .evaluation import scores_html
 
 
 def is_node_span(span: Span) -> bool:
@@ -413,6 +415,7 @@ class TraceView:
     trace: Trace | None
     spans: list[Span]
     branches: list[BranchEvent] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)  # Score rows, shown when there are any
 
     @property
     def tree(self) -> HTML:
@@ -429,7 +432,8 @@ class TraceView:
         body = wrap(
             _header(self.trace, self.spans)
             + _section("Span tree", tree_html(self.spans, self.branches))
-            + _section("Waterfall", waterfall_html(self.spans, self.branches)),
+            + _section("Waterfall", waterfall_html(self.spans, self.branches))
+            + (_section("Scores", scores_html(self.scores)) if self.scores else ""),
             "lco-trace",
         )
         if standalone:
