@@ -1,6 +1,6 @@
 """The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``branches``, ``paths``,
-``stats``, ``budgets``, ``purge``, ``push`` (to LangSmith) and ``export`` (JSON lines,
-OpenTelemetry).
+``stats``, ``anomalies``, ``metrics`` (Prometheus), ``budgets``, ``purge``, ``push`` (to
+LangSmith) and ``export`` (JSON lines, OpenTelemetry).
 
 Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
 ``--json`` for output a script can read.
@@ -226,6 +226,44 @@ def cmd_budgets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    from .analysis.anomalies import AnomalyConfig
+
+    settings: dict[str, Any] = {}
+    for item in args.set or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE (e.g. --set token_ratio=2), not {item!r}")
+        settings[key.strip().replace("-", "_")] = value.strip()
+    if "kinds" in settings:
+        settings["kinds"] = tuple(k.strip() for k in settings["kinds"].split(","))
+    try:
+        config = AnomalyConfig(**settings)
+    except Exception as exc:  # pydantic's message names the field and what it expects
+        raise ValueError(f"bad --set value: {exc}") from None
+    with TraceStore(args.db) as store:
+        found = store.anomalies(
+            since=_since(args.since),
+            until=_since(args.until),
+            baseline=args.baseline,
+            by=args.by,
+            config=config,
+        )
+    if args.json:
+        _print_json([anomaly.model_dump(mode="json") for anomaly in found])
+        return 0
+    for anomaly in found:
+        examples = ", ".join(t[:8] for t in anomaly.trace_ids)
+        print(f"{anomaly.kind:<20}  {anomaly.explanation}")
+        if examples:
+            print(f"{'':<20}  e.g. traces {examples}")
+    if not found:
+        print(
+            f"(no anomalies: the recent window {args.since} looks like the {args.baseline} before)"
+        )
+    return 0
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -336,6 +374,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("--since", help="only runs started since an ISO time or an age (1d)")
     stats.add_argument("--until", help="only runs started before an ISO time or an age ago")
+    anomalies = add("anomalies", "what changed and got worse: recent window vs the one before")
+    anomalies.add_argument("--since", default="1h", help="recent window start: age or ISO (1h)")
+    anomalies.add_argument("--until", help="recent window end: age ago or ISO (default now)")
+    anomalies.add_argument("--baseline", default="7d", help="baseline length before --since (7d)")
+    anomalies.add_argument(
+        "--by", default="name", help="name, model, graph_node or metadata.<key> (default name)"
+    )
+    anomalies.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a threshold of AnomalyConfig, e.g. --set min_samples=50 --set token_ratio=2",
+    )
     budgets = add("budgets", "budgets used up (Budget events), oldest first")
     budgets.add_argument("--since", help="only events since an ISO time or an age (7d)")
     purge = add("purge", "delete traces older than an age (retention)")
@@ -362,6 +413,7 @@ COMMANDS = {
     "branches": cmd_branches,
     "paths": cmd_paths,
     "stats": cmd_stats,
+    "anomalies": cmd_anomalies,
     "budgets": cmd_budgets,
     "purge": cmd_purge,
     "push": cmd_push,

@@ -22,7 +22,16 @@ from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import node_path
-from .model import BranchEvent, BranchStat, BudgetExceeded, Span, StatRow, Trace
+from .model import (
+    Alert,
+    Anomaly,
+    BranchEvent,
+    BranchStat,
+    BudgetExceeded,
+    Span,
+    StatRow,
+    Trace,
+)
 from .schema import (
     BRANCH_COLUMNS,
     BUDGET_COLUMNS,
@@ -366,6 +375,45 @@ class TraceStore:
         traces = self._query(traces_sql, params)
         models = self._query(models_sql, params)
         return RecordList(stats.trace_stats(by, traces, models))
+
+    def anomalies(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        baseline: TimeLike | None = None,
+        by: str = "name",
+        config: Any = None,
+    ) -> list[Anomaly]:
+        """What changed and what got worse: the recent window ``[since, until)`` against the
+        baseline window just before it, ``[since - baseline, since)`` (defaults: the last
+        hour against the 7 days before).  Token spikes, cost increases, p95 latency and
+        TTFT degradation, error-rate jumps, branch-rate changes and things never seen
+        before, each past a threshold *and* a significance test corrected for the number
+        of comparisons.  ``by``: ``"name"``, ``"model"``, ``"graph_node"`` or
+        ``"metadata.<key>"``; ``config``: an `AnomalyConfig` (thresholds, minimum sample
+        size, alpha).  See `lc_observe.analysis.anomalies`.
+
+        >>> store.anomalies(since="1h", baseline="7d", by="model")   # doctest: +SKIP
+        """
+        from .analysis.anomalies import find_anomalies
+
+        found = find_anomalies(
+            self, since=since, until=until, baseline=baseline, by=by, config=config
+        )
+        return RecordList(found)
+
+    def alerts(
+        self,
+        *,
+        rule: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+    ) -> list[Alert]:
+        """Alerts that fired (`ObsHandler(alerts=...)`), oldest first."""
+        where, params = _filters({"rule": rule}, "time", since, until)
+        sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY time, id"
+        return RecordList(Alert.model_validate(_parse(r)) for r in self._query(sql, params))
 
     def budget_events(
         self,

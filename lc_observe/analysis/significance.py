@@ -117,7 +117,7 @@ def welch_test(
     v1 = math.fsum((x - m1) ** 2 for x in recent) / (n1 - 1)
     se = math.sqrt(v0 / n0 + v1 / n1)
     if se == 0.0:
-        return 1.0 if m1 <= m0 or alternative == "two-sided" and m1 == m0 else 0.0
+        return 1.0 if m1 == m0 or (alternative == "greater" and m1 < m0) else 0.0
     return _p_from_z((m1 - m0) / se, alternative)
 
 
