@@ -253,7 +253,7 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
         _print_json([anomaly.model_dump(mode="json") for anomaly in found])
         return 0
     for anomaly in found:
-        examples = ", ".join(t[:8] for t in anomaly.trace_ids)
+        examples = ", ".join(anomaly.trace_ids)
         print(f"{anomaly.kind:<20}  {anomaly.explanation}")
         if examples:
             print(f"{'':<20}  e.g. traces {examples}")

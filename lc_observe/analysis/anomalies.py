@@ -339,6 +339,10 @@ def _num(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _p_text(p: float) -> str:
+    return "< 1e-12" if p < 1e-12 else f"= {p:.2g}"
+
+
 def _new_thing_p(n0: int, n1: int, k: int) -> float:
     """P(all ``k`` occurrences fall in the recent window | they are spread as the units are):
     ``C(n1, k) / C(n0 + n1, k)``, the conditional exact test of a never-seen thing."""
@@ -543,7 +547,7 @@ class _Finder:
                     p,
                     _first(traces, cfg.examples),
                     f"{source} -> {name}: {_pct(s0)} -> {_pct(s1)} of the decisions at "
-                    f"{source!r} ({s1 - s0:+.0%}; {x0}/{n0} baseline vs {x1}/{n1} recent)",
+                    f"{source!r} ({(s1 - s0) * 100:+.0f} points; {x0}/{n0} baseline vs {x1}/{n1} recent)",
                 )
             )
 
@@ -635,7 +639,7 @@ class _Finder:
                     p_value=candidate.p_value,
                     p_adjusted=p_adj,
                     trace_ids=candidate.trace_ids,
-                    explanation=f"{candidate.explanation} (p={p_adj:.2g} adjusted)",
+                    explanation=f"{candidate.explanation} (p {_p_text(p_adj)}, adjusted)",
                 )
             )
         order = {kind: i for i, kind in enumerate(KINDS)}

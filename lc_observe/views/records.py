@@ -130,7 +130,7 @@ ANOMALY_COLUMNS: list[Column] = [
     ("n (base / recent)", lambda a: f"{a.baseline_n} / {a.recent_n}", True),
     ("p (adjusted)", lambda a: "" if a.p_adjusted is None else f"{a.p_adjusted:.2g}", True),
     ("explanation", lambda a: a.explanation, False),
-    ("example traces", lambda a: ", ".join(_short(t) for t in a.trace_ids), False),
+    ("example traces", lambda a: ", ".join(a.trace_ids), False),
 ]
 
 ALERT_COLUMNS: list[Column] = [
