@@ -547,7 +547,8 @@ class _Finder:
                     p,
                     _first(traces, cfg.examples),
                     f"{source} -> {name}: {_pct(s0)} -> {_pct(s1)} of the decisions at "
-                    f"{source!r} ({(s1 - s0) * 100:+.0f} points; {x0}/{n0} baseline vs {x1}/{n1} recent)",
+                    f"{source!r} ({(s1 - s0) * 100:+.0f} points; "
+                    f"{x0}/{n0} baseline vs {x1}/{n1} recent)",
                 )
             )
 
