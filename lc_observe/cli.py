@@ -264,6 +264,35 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .sinks.prometheus import serve_file
+
+    TraceStore(args.db).close()  # a clear error for a missing or foreign file, before serving
+    server, thread = serve_file(args.db, port=args.port, addr=args.addr)
+    host, port = server.server_address[:2]
+    print(f"Serving Prometheus metrics of {args.db} at http://{host}:{port}/metrics", flush=True)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        alerts = store.alerts(rule=args.rule, since=_since(args.since))
+    if args.json:
+        _print_json([alert.model_dump(mode="json") for alert in alerts])
+        return 0
+    for alert in alerts:
+        print(f"{alert.time:%Y-%m-%d %H:%M:%S}  {alert.message}  [{', '.join(alert.actions)}]")
+    if not alerts:
+        print("(no alerts fired)")
+    return 0
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -387,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a threshold of AnomalyConfig, e.g. --set min_samples=50 --set token_ratio=2",
     )
+    alerts = add("alerts", "alerts that fired (ObsHandler(alerts=...)), oldest first")
+    alerts.add_argument("--rule", help="only this rule's alerts")
+    alerts.add_argument("--since", help="only alerts since an ISO time or an age (1d)")
+    metrics = add("metrics", "serve Prometheus /metrics from the SQLite file (read-only)")
+    metrics.add_argument("--port", type=int, default=9464, help="port (default %(default)s)")
+    metrics.add_argument("--addr", default="127.0.0.1", help="address (default %(default)s)")
     budgets = add("budgets", "budgets used up (Budget events), oldest first")
     budgets.add_argument("--since", help="only events since an ISO time or an age (7d)")
     purge = add("purge", "delete traces older than an age (retention)")
@@ -414,6 +449,8 @@ COMMANDS = {
     "paths": cmd_paths,
     "stats": cmd_stats,
     "anomalies": cmd_anomalies,
+    "alerts": cmd_alerts,
+    "metrics": cmd_metrics,
     "budgets": cmd_budgets,
     "purge": cmd_purge,
     "push": cmd_push,
@@ -429,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LcObserveError as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, ImportError) as exc:
+    except (ValueError, TypeError, ImportError, OSError) as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)
         return 2
 
