@@ -268,7 +268,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from .sinks.prometheus import serve_file
 
     TraceStore(args.db).close()  # a clear error for a missing or foreign file, before serving
-    server, thread = serve_file(args.db, port=args.port, addr=args.addr)
+    try:
+        server, thread = serve_file(args.db, port=args.port, addr=args.addr)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot serve on {args.addr}:{args.port}: {exc}; pick a free port with --port"
+        ) from None
     host, port = server.server_address[:2]
     print(f"Serving Prometheus metrics of {args.db} at http://{host}:{port}/metrics", flush=True)
     try:
@@ -466,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LcObserveError as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, ImportError, OSError) as exc:
+    except (ValueError, TypeError, ImportError) as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)
         return 2
 
