@@ -57,6 +57,7 @@ TOKEN_TYPES = {
     "reasoning_tokens": "reasoning",
 }
 OTHER = "__other__"
+_MAX_CACHED = 50_000  # labelled children remembered by their raw label values
 _MAX_PENDING = 100_000  # running snapshots a file collector keeps looking up at most
 MODEL_KINDS = ("chat_model", "llm")
 
@@ -114,6 +115,7 @@ class Metrics:
         self.label = _Bounded(max_label_values)
         self.lock = threading.Lock()
         self.m: dict[str, Any] = {}
+        self._children: dict[tuple, Any] = {}
         for name, (kind, labels, doc) in METRICS.items():
             if kind == "counter":
                 self.m[name] = prom.Counter(PREFIX + name, doc, labels, registry=registry)
@@ -122,52 +124,62 @@ class Metrics:
                     PREFIX + name, doc, labels, registry=registry, buckets=LATENCY_BUCKETS
                 )
 
-    def _inc(self, name: str, amount: float = 1.0, **labels: Any) -> None:
-        values = [self.label(key, value) for key, value in labels.items()]
-        self.m[name].labels(*values).inc(amount)
+    def _child(self, name: str, values: tuple) -> Any:
+        """The labelled child of metric ``name`` (cached: ``labels()`` is the slow part)."""
+        key = (name, *values)
+        child = self._children.get(key)
+        if child is None:
+            labels = METRICS[name][1]
+            bounded = [self.label(label, v) for label, v in zip(labels, values, strict=True)]
+            child = self.m[name].labels(*bounded)
+            if len(self._children) < _MAX_CACHED:  # raw values beyond the bound: not cached
+                self._children[key] = child
+        return child
 
-    def _observe(self, name: str, value: float, **labels: Any) -> None:
-        values = [self.label(key, v) for key, v in labels.items()]
-        self.m[name].labels(*values).observe(value)
+    def _inc(self, name: str, amount: float = 1.0, *values: Any) -> None:
+        self._child(name, values).inc(amount)
+
+    def _observe(self, name: str, value: float, *values: Any) -> None:
+        self._child(name, values).observe(value)
 
     def span(self, s: Mapping[str, Any], error_type: str | None, node_run: bool) -> None:
         """One finished span (a record dict or a database row)."""
         kind, status = s["kind"], s["status"]
-        self._inc("runs", kind=kind, status=status)
+        self._inc("runs", 1.0, kind, status)
         if status == "error":
-            self._inc("errors", kind=kind, error_type=error_type or "unknown")
+            self._inc("errors", 1.0, kind, error_type or "unknown")
         latency = s["latency_ms"]
         if latency is not None:
-            self._observe("run_latency_seconds", latency / 1000.0, kind=kind)
+            self._observe("run_latency_seconds", latency / 1000.0, kind)
         if node_run:
             node = qualified(s["graph_node"], s["checkpoint_ns"])
-            self._inc("node_runs", node=node, status=status)
+            self._inc("node_runs", 1.0, node, status)
             if latency is not None:
-                self._observe("node_latency_seconds", latency / 1000.0, node=node)
+                self._observe("node_latency_seconds", latency / 1000.0, node)
         if kind not in MODEL_KINDS:
             return
         model = s["model"] or "unknown"
-        self._inc("model_calls", model=model, provider=s["provider"] or "unknown", status=status)
+        self._inc("model_calls", 1.0, model, s["provider"] or "unknown", status)
         if latency is not None:
-            self._observe("model_latency_seconds", latency / 1000.0, model=model)
+            self._observe("model_latency_seconds", latency / 1000.0, model)
         if s["ttft_ms"] is not None:
-            self._observe("ttft_seconds", s["ttft_ms"] / 1000.0, model=model)
+            self._observe("ttft_seconds", s["ttft_ms"] / 1000.0, model)
         for field, token_type in TOKEN_TYPES.items():
             if s[field]:
-                self._inc("tokens", s[field], model=model, type=token_type)
+                self._inc("tokens", s[field], model, token_type)
         if s["cost_usd"]:
-            self._inc("cost_usd", s["cost_usd"], model=model)
+            self._inc("cost_usd", s["cost_usd"], model)
 
     def trace(self, graph: str | None, status: str, latency_ms: float | None) -> None:
         """One finished trace; ``graph`` is its graph (or root run) name."""
-        self._inc("traces", graph=graph, status=status)
+        self._inc("traces", 1.0, graph, status)
         if latency_ms is not None:
-            self._observe("trace_latency_seconds", latency_ms / 1000.0, graph=graph)
+            self._observe("trace_latency_seconds", latency_ms / 1000.0, graph)
 
     def branch(self, source: str | None, destinations: Sequence[str] | None) -> None:
         """One routing decision (counted once per destination; none known: ``"?"``)."""
         for destination in destinations or ("?",):
-            self._inc("branch_decisions", source=source or "?", destination=destination)
+            self._inc("branch_decisions", 1.0, source or "?", destination)
 
 
 _shared: dict[int, Metrics] = {}
