@@ -357,6 +357,7 @@ class _Finder:
         self.config = config
         self.by = by
         self.units = _UNIT_WORDS.get(by, "traces")
+        self.unit = self.units[:-1]
         self.tests = 0  # every comparison made, flagged or not (for the correction)
         self.candidates: list[_Candidate] = []
         self.rng = random.Random(config.seed)
@@ -394,7 +395,7 @@ class _Finder:
                 len(recent),
                 p,
                 _examples(r.tokens, cfg.examples),
-                f"{self.by} {_label(group)}: median tokens per unit {_num(m0)} -> {_num(m1)} "
+                f"{self.by} {_label(group)}: median tokens per {self.unit} {_num(m0)} -> {_num(m1)} "
                 f"({m1 / m0:.1f}x) over {len(base)} baseline vs {len(recent)} recent {self.units}",
             )
         )
@@ -422,7 +423,7 @@ class _Finder:
                 len(recent),
                 p,
                 _examples(r.costs, cfg.examples),
-                f"{self.by} {_label(group)}: mean cost per unit ${m0:.6g} -> ${m1:.6g} "
+                f"{self.by} {_label(group)}: mean cost per {self.unit} ${m0:.6g} -> ${m1:.6g} "
                 f"({m1 / m0:.1f}x) over {len(base)} baseline vs {len(recent)} recent {self.units}",
             )
         )
