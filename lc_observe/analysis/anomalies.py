@@ -395,7 +395,8 @@ class _Finder:
                 len(recent),
                 p,
                 _examples(r.tokens, cfg.examples),
-                f"{self.by} {_label(group)}: median tokens per {self.unit} {_num(m0)} -> {_num(m1)} "
+                f"{self.by} {_label(group)}: median tokens per {self.unit} "
+                f"{_num(m0)} -> {_num(m1)} "
                 f"({m1 / m0:.1f}x) over {len(base)} baseline vs {len(recent)} recent {self.units}",
             )
         )
