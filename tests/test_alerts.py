@@ -185,3 +185,29 @@ def test_rules_and_handler_arguments_are_checked() -> None:
         ObsHandler(None, alerts=[AlertRule.cost(1.0)], sinks=[AlertSink("x.db", [])])
     assert AlertRule.error_rate(0.05).name == "error_rate > 0.05 over 10m"
     assert isinstance(AlertRule.cost(5, actions=["https://hooks.example/x"]).actions[0], Webhook)
+
+
+def test_a_version_3_file_gains_the_alerts_table(tmp_path) -> None:
+    import sqlite3
+
+    from lc_observe.schema import SCHEMA_VERSION
+
+    db = tmp_path / "v3.db"
+    first = ObsHandler(db, prices=PRICES, handle_sigterm=False)
+    run_tickets(build_graph(Knobs(seed=9, error_rate=0)), first, 3)
+    first.close()
+    with sqlite3.connect(db) as conn:  # as lc_observe with schema 3 left it
+        conn.execute("DROP TABLE alerts")
+        conn.execute("PRAGMA user_version = 3")
+    with TraceStore(db) as store:
+        assert store.alerts() == [] and len(store.traces()) == 3
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        conn.execute("DROP TABLE alerts")
+        conn.execute("PRAGMA user_version = 3")
+    rules = [AlertRule.tokens(above=1, window="1h")]
+    handler = ObsHandler(db, prices=PRICES, alerts=rules, alert_every=0)
+    run_tickets(build_graph(Knobs(seed=10, error_rate=0)), handler, 2)
+    handler.close()
+    with TraceStore(db) as store:
+        assert len(store.alerts()) == 1 and len(store.traces()) == 5
