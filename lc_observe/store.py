@@ -16,7 +16,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -46,6 +46,9 @@ from .schema import (
 )
 from .tree import format_trace
 from .views import GraphView, RecordList, TraceView
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis.anomalies import AnomalyConfig
 
 TimeLike = datetime | str | float | int | timedelta
 M = TypeVar("M", bound=BaseModel)
@@ -383,7 +386,7 @@ class TraceStore:
         until: TimeLike | None = None,
         baseline: TimeLike | None = None,
         by: str = "name",
-        config: Any = None,
+        config: AnomalyConfig | None = None,
     ) -> list[Anomaly]:
         """What changed and what got worse: the recent window ``[since, until)`` against the
         baseline window just before it, ``[since - baseline, since)`` (defaults: the last

@@ -36,24 +36,12 @@ from ..dispatch import Item
 from ..model import Alert
 from ..schema import ALERT_COLUMNS, configure
 from ..stats import percentile
+from ._time import duration as _duration
 
 logger = logging.getLogger("lc_observe")
 
 ThresholdMetric = Literal["error_rate", "cost", "tokens", "latency_p95", "traces"]
 _THRESHOLDS = ("error_rate", "cost", "tokens", "latency_p95", "traces")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def _duration(value: timedelta | float | str) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=float(value))
-    text = str(value)
-    number, unit = text[:-1], text[-1:].lower()
-    if unit in _UNITS and number.replace(".", "", 1).isdigit():
-        return timedelta(seconds=float(number) * _UNITS[unit])
-    raise ValueError(f"cannot read {value!r} as a duration: use e.g. '10m', '1d' or seconds")
 
 
 @dataclass(frozen=True)

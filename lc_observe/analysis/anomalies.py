@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..langgraph import node_path, qualified
 from ..model import Anomaly
 from . import significance as sig
+from ._time import duration, is_age
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import TimeLike, TraceStore
@@ -156,10 +157,8 @@ def resolve_windows(
         base = start - baseline
     elif isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
         base = start - timedelta(seconds=float(baseline))
-    elif isinstance(baseline, str) and baseline[-1:].lower() in "smhdw" and baseline[:-1]:
-        from ..cli import parse_age
-
-        base = start - parse_age(baseline)
+    elif isinstance(baseline, str) and is_age(baseline):
+        base = start - duration(baseline)
     else:
         base = _utc(to_db_time(baseline))
     if base >= start:
