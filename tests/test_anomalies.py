@@ -266,10 +266,10 @@ def _synthetic(db_path: Path, seed: int, change: str | None) -> None:
             start = T0 + timedelta(seconds=rng.uniform(0, 7 * 86400 - 1))
         c = change if recent else None
         trace_id = str(uuid.UUID(int=rng.getrandbits(128)))
-        review = rng.random() < (0.45 if c == "branch" else 0.1)
-        failed = not review and rng.random() < (0.3 if c == "errors" else 0.02)
+        review = rng.random() < {"branch": 0.45, "branch_small": 0.35}.get(c, 0.1)
+        failed = not review and rng.random() < {"errors": 0.3, "errors_small": 0.1}.get(c, 0.02)
         slow = 6.0 if c == "latency" else 1.0
-        tok = 3.0 if c == "tokens" else 1.0
+        tok = {"tokens": 3.0, "tokens_small": 1.7}.get(c, 1.0)
         price = 2.5 if c == "cost" else 1.0
         ttft_x = 6.0 if c == "ttft" else 1.0
         model = "support-large" if c == "model" else "support-answer"
@@ -351,10 +351,18 @@ EXPECTED = {
     "model": ("model", ("new_model", "support-large")),
 }
 
+#: Changes just past their thresholds: the power there is measured and printed, not asserted.
+NEAR_THRESHOLD = {
+    "branch_small": ("model", ("branch_rate_change", "classify -> human_review")),  # +25 pts
+    "tokens_small": ("model", ("token_spike", "support-answer")),  # 1.7x
+    "errors_small": ("graph_node", ("error_rate_jump", "answer")),  # 2% -> 10%
+}
+
 
 def test_false_positive_and_detection_rates_over_seeds(tmp_path, record_property) -> None:
     false_positives = 0
-    detected = dict.fromkeys(EXPECTED, 0)
+    detected = dict.fromkeys({**EXPECTED, **NEAR_THRESHOLD}, 0)
+    runs = max(5, SEEDS // 5)
     for seed in range(SEEDS):
         stable = tmp_path / f"stable{seed}.db"
         _synthetic(stable, seed, None)
@@ -364,7 +372,7 @@ def test_false_positive_and_detection_rates_over_seeds(tmp_path, record_property
                 false_positives += bool(found)
                 if found:
                     print("false positive", seed, by, [a.explanation for a in found])
-        changed = EXPECTED if seed < max(10, SEEDS // 5) else {}
+        changed = {**EXPECTED, **NEAR_THRESHOLD} if seed < runs else {}
         for change, (by, want) in changed.items():
             path = tmp_path / f"{change}{seed}.db"
             _synthetic(path, seed, change)
@@ -373,11 +381,10 @@ def test_false_positive_and_detection_rates_over_seeds(tmp_path, record_property
             detected[change] += want in _kinds(found)
     windows = SEEDS * 4
     rate = false_positives / windows
-    runs = max(10, SEEDS // 5)
     rates = {change: count / runs for change, count in detected.items()}
     record_property("false_positive_rate", rate)
     record_property("detection_rates", rates)
     print(f"false positives: {false_positives}/{windows} windows ({rate:.1%}); detection {rates}")
     # Holm at alpha=0.01 bounds the family-wise rate per window at 1%; allow sampling slack.
     assert rate <= 0.02 + 3 * math.sqrt(0.01 / windows)
-    assert all(r >= 0.9 for r in rates.values()), rates
+    assert all(rates[change] >= 0.9 for change in EXPECTED), rates
