@@ -116,52 +116,79 @@ class AlertRule:
 
     @classmethod
     def _threshold(
-        cls, kind: str, above: float, window: Any, name: str | None, **kwargs: Any
+        cls,
+        kind: str,
+        above: float,
+        window: Any,
+        name: str | None,
+        actions: Sequence[Any],
+        min_traces: int = 1,
     ) -> AlertRule:
-        actions = tuple(_action(a) for a in kwargs.pop("actions", ("log",)))
         window = _duration(window)
         return cls(
-            name or f"{kind} > {above:g} over {_text(window)}",
-            kind,
-            float(above),
-            window,
-            actions,
-            **kwargs,
+            name=name or f"{kind} > {above:g} over {_text(window)}",
+            kind=kind,
+            threshold=float(above),
+            window=window,
+            actions=tuple(_action(a) for a in actions),
+            min_traces=min_traces,
         )
 
     @classmethod
     def error_rate(
-        cls, above: float, window: Any = "10m", *, min_traces: int = 20, **kwargs: Any
+        cls,
+        above: float,
+        window: Any = "10m",
+        *,
+        min_traces: int = 20,
+        actions: Sequence[Any] = ("log",),
+        name: str | None = None,
     ) -> AlertRule:
         """Share of failed traces in the trailing ``window`` above ``above`` (0..1), once
-        the window holds ``min_traces`` traces."""
-        return cls._threshold(
-            "error_rate", above, window, kwargs.pop("name", None), min_traces=min_traces, **kwargs
-        )
+        the window holds ``min_traces`` traces.
+
+        >>> AlertRule.error_rate(0.05, "10m").name
+        'error_rate > 0.05 over 10m'
+        """
+        return cls._threshold("error_rate", above, window, name, actions, min_traces)
 
     @classmethod
-    def cost(cls, above: float, window: Any = "1d", **kwargs: Any) -> AlertRule:
+    def cost(
+        cls,
+        above: float,
+        window: Any = "1d",
+        *,
+        actions: Sequence[Any] = ("log",),
+        name: str | None = None,
+    ) -> AlertRule:
         """Total cost (USD) of the traces in the trailing ``window`` above ``above``."""
-        return cls._threshold("cost", above, window, kwargs.pop("name", None), **kwargs)
+        return cls._threshold("cost", above, window, name, actions)
 
     @classmethod
-    def tokens(cls, above: float, window: Any = "1h", **kwargs: Any) -> AlertRule:
+    def tokens(
+        cls,
+        above: float,
+        window: Any = "1h",
+        *,
+        actions: Sequence[Any] = ("log",),
+        name: str | None = None,
+    ) -> AlertRule:
         """Total tokens of the traces in the trailing ``window`` above ``above``."""
-        return cls._threshold("tokens", above, window, kwargs.pop("name", None), **kwargs)
+        return cls._threshold("tokens", above, window, name, actions)
 
     @classmethod
     def latency_p95(
-        cls, above_ms: float, window: Any = "10m", *, min_traces: int = 20, **kwargs: Any
+        cls,
+        above_ms: float,
+        window: Any = "10m",
+        *,
+        min_traces: int = 20,
+        actions: Sequence[Any] = ("log",),
+        name: str | None = None,
     ) -> AlertRule:
-        """p95 trace latency (ms) in the trailing ``window`` above ``above_ms``."""
-        return cls._threshold(
-            "latency_p95",
-            above_ms,
-            window,
-            kwargs.pop("name", None),
-            min_traces=min_traces,
-            **kwargs,
-        )
+        """p95 trace latency (ms) in the trailing ``window`` above ``above_ms``, once the
+        window holds ``min_traces`` traces."""
+        return cls._threshold("latency_p95", above_ms, window, name, actions, min_traces)
 
     @classmethod
     def anomaly(
@@ -179,11 +206,10 @@ class AlertRule:
         the ``baseline`` before it; one episode per anomaly group."""
         window = _duration(window)
         return cls(
-            name or f"{kind} over {_text(window)}",
-            kind,
-            None,
-            window,
-            tuple(_action(a) for a in actions),
+            name=name or f"{kind} over {_text(window)}",
+            kind=kind,
+            window=window,
+            actions=tuple(_action(a) for a in actions),
             baseline=_duration(baseline),
             by=by,
             config=config,
