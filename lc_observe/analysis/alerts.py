@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 import urllib.request
@@ -258,11 +259,14 @@ class AlertSink:
         self._active: set[tuple[str, str | None]] = set()  # (rule, group) in an episode
         self._conn: sqlite3.Connection | None = None
         self._store: Any = None
+        self._pid = os.getpid()
         self.evaluations = 0
 
     # -- Sink --------------------------------------------------------------------------------
 
     def export(self, batch: Sequence[Item]) -> int:
+        if self._pid != os.getpid():  # forked: a connection must not cross fork(); drop it
+            self._pid, self._store, self._conn = os.getpid(), None, None
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
