@@ -203,6 +203,11 @@ def bootstrap_quantile_ratio(
     return normal_sf(observed / se)
 
 
+def _tidy(p: float) -> float:
+    """``p`` to 15 significant digits (``3 * 0.01`` is 0.03, and 1e-20 stays 1e-20)."""
+    return float(f"{p:.15g}")
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (family-wise error rate), in the input order.
 
@@ -215,7 +220,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     running = 0.0
     for rank, index in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p_values[index]))
-        adjusted[index] = round(running, 12)
+        adjusted[index] = _tidy(running)
     return adjusted
 
 
@@ -232,5 +237,5 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     for position, index in enumerate(order):
         rank = m - position
         running = min(running, p_values[index] * m / rank)
-        adjusted[index] = round(min(1.0, running), 12)
+        adjusted[index] = _tidy(min(1.0, running))
     return adjusted
