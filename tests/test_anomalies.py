@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lc_observe import ObsHandler, TraceStore
 from lc_observe.analysis import significance as sig
@@ -74,8 +76,10 @@ def test_tests_are_calibrated_under_the_null() -> None:
 
 
 def test_holm_and_bh_adjust_in_input_order() -> None:
-    assert sig.holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
-    assert sig.benjamini_hochberg([0.01, 0.04, 0.03]) == [0.03, 0.04, 0.04]
+    assert sig.holm([0.25, 0.5, 0.125]) == [0.5, 0.5, 0.375]
+    assert sig.benjamini_hochberg([0.25, 0.5, 0.125]) == [0.375, 0.5, 0.375]
+    assert sig.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert sig.holm([1e-20, 0.5]) == [2e-20, 0.5]
     assert sig.holm([]) == []
 
 
@@ -388,3 +392,26 @@ def test_false_positive_and_detection_rates_over_seeds(tmp_path, record_property
     # Holm at alpha=0.01 bounds the family-wise rate per window at 1%; allow sampling slack.
     assert rate <= 0.02 + 3 * math.sqrt(0.01 / windows)
     assert all(rates[change] >= 0.9 for change in EXPECTED), rates
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0.001, 1e6), min_size=2, max_size=40),
+    st.lists(st.floats(0.001, 1e6), min_size=2, max_size=40),
+    st.integers(0, 50),
+    st.integers(0, 50),
+)
+def test_every_test_returns_a_probability(base, recent, x0, x1) -> None:
+    n0, n1 = max(x0, 1) + 10, max(x1, 1) + 5
+    ps = [
+        sig.mann_whitney_u(base, recent),
+        sig.mann_whitney_u(base, recent, "two-sided"),
+        sig.welch_test(base, recent),
+        sig.bootstrap_quantile_ratio(base, recent, resamples=20),
+        sig.two_proportion_test(x0, n0, x1, n1),
+        sig.two_proportion_test(x0, n0, x1, n1, "greater"),
+        sig.fisher_exact(x0, n0, x1, n1),
+    ]
+    assert all(0.0 <= p <= 1.0 for p in ps), ps
+    holm, bh = sig.holm(ps), sig.benjamini_hochberg(ps)
+    assert all(r <= h <= 1.0 and b <= h for r, h, b in zip(ps, holm, bh, strict=True))

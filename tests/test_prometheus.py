@@ -217,3 +217,13 @@ def test_metrics_command_explains_a_missing_file(tmp_path) -> None:
         timeout=60,
     )
     assert done.returncode == 1 and "no lc_observe database" in done.stderr
+
+
+def test_prometheus_true_counts_in_the_default_registry(tmp_path) -> None:
+    registry = prometheus_client.REGISTRY
+    labels = {"kind": "chat_model", "status": "ok"}
+    before = registry.get_sample_value("lc_observe_runs_total", labels) or 0.0
+    handler = ObsHandler(tmp_path / "default.db", prices=PRICES, prometheus=True)
+    run_tickets(build_graph(Knobs(seed=12, error_rate=0.0, review_rate=0.0)), handler, 3)
+    handler.close()
+    assert registry.get_sample_value("lc_observe_runs_total", labels) - before == 6

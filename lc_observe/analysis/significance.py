@@ -203,16 +203,11 @@ def bootstrap_quantile_ratio(
     return normal_sf(observed / se)
 
 
-def _tidy(p: float) -> float:
-    """``p`` to 15 significant digits (``3 * 0.01`` is 0.03, and 1e-20 stays 1e-20)."""
-    return float(f"{p:.15g}")
-
-
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (family-wise error rate), in the input order.
 
-    >>> holm([0.01, 0.04, 0.03])
-    [0.03, 0.06, 0.06]
+    >>> holm([0.25, 0.5, 0.125])
+    [0.5, 0.5, 0.375]
     """
     m = len(p_values)
     order = sorted(range(m), key=p_values.__getitem__)
@@ -220,15 +215,15 @@ def holm(p_values: Sequence[float]) -> list[float]:
     running = 0.0
     for rank, index in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p_values[index]))
-        adjusted[index] = _tidy(running)
+        adjusted[index] = running
     return adjusted
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (false discovery rate), in the input order.
 
-    >>> benjamini_hochberg([0.01, 0.04, 0.03])
-    [0.03, 0.04, 0.04]
+    >>> benjamini_hochberg([0.25, 0.5, 0.125])
+    [0.375, 0.5, 0.375]
     """
     m = len(p_values)
     order = sorted(range(m), key=p_values.__getitem__, reverse=True)
@@ -237,5 +232,5 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     for position, index in enumerate(order):
         rank = m - position
         running = min(running, p_values[index] * m / rank)
-        adjusted[index] = _tidy(min(1.0, running))
+        adjusted[index] = min(1.0, running)
     return adjusted
