@@ -110,6 +110,7 @@ def test_every_injected_change_is_found_with_its_group(drifted) -> None:
     }
     assert expected_model <= by_model, expected_model - by_model
     expected_node = {
+        ("ttft_degradation", "answer"),  # the TTFT of the model calls inside the node
         ("latency_degradation", "answer"),
         ("error_rate_jump", "answer"),
         ("new_error", "answer"),

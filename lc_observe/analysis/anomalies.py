@@ -232,6 +232,15 @@ def _window(store: TraceStore, by: str, start: str, end: str) -> dict[str | None
                 group = row[by]
             ttft = () if row["ttft_ms"] is None else (row["ttft_ms"],)
             _add(groups[group], row, ttft)
+        if by == "graph_node":  # a node's TTFT: that of the model calls made inside it
+            for row in store._query(
+                "SELECT trace_id, graph_node, checkpoint_ns, ttft_ms FROM spans "
+                "WHERE start_time >= ? AND start_time < ? AND ttft_ms IS NOT NULL "
+                "AND graph_node IS NOT NULL AND kind IN ('chat_model', 'llm')",
+                (start, end),
+            ):
+                group = qualified(row["graph_node"], row["checkpoint_ns"])
+                groups[group].ttfts.append((float(row["ttft_ms"]), row["trace_id"]))
         return groups
     window = "t.start_time >= ? AND t.start_time < ? AND t.status != 'running'"
     path = '$."' + key.replace('"', '\\"') + '"'
