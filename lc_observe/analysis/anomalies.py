@@ -8,8 +8,9 @@ kind                     flagged when (defaults of `AnomalyConfig`)
 ======================== ================================================================
 ``token_spike``          recent median total tokens >= 1.5x baseline (Mann-Whitney U)
 ``cost_increase``        recent mean cost per unit >= 2x baseline (Welch's z-test)
-``latency_degradation``  recent p95 latency >= 1.5x baseline (bootstrap of the p95 ratio)
-``ttft_degradation``     recent p95 time to first token >= 1.5x baseline (bootstrap)
+``latency_degradation``  recent p95 latency >= 1.5x baseline and >= 10 ms more (bootstrap
+                         of the p95 ratio)
+``ttft_degradation``     recent p95 time to first token >= 1.5x and >= 10 ms more (bootstrap)
 ``error_rate_jump``      error rate up by >= 5 points and >= 2x (two-proportion z-test)
 ``branch_rate_change``   share of a source node's decisions going to a destination moved
                          by >= 0.2 either way (two-proportion z-test)
@@ -88,6 +89,10 @@ class AnomalyConfig(BaseModel):
     latency_ratio: float = Field(1.5, gt=0, description="recent / baseline latency quantile")
     ttft_ratio: float = Field(1.5, gt=0, description="recent / baseline TTFT quantile")
     latency_quantile: float = Field(0.95, gt=0, lt=1, description="0.95: p95")
+    latency_min_delta_ms: float = Field(
+        10.0, ge=0, description="the quantile must also rise by this many ms (load jitter)"
+    )
+    ttft_min_delta_ms: float = Field(10.0, ge=0, description="likewise for TTFT")
     error_rate_delta: float = Field(0.05, ge=0, le=1, description="rise in error rate, absolute")
     error_rate_ratio: float = Field(2.0, ge=1, description="recent / baseline error rate")
     branch_delta: float = Field(0.2, gt=0, le=1, description="absolute move of a branch share")
@@ -446,8 +451,10 @@ class _Finder:
         self.tests += 1
         q = cfg.latency_quantile
         q0, q1 = sig.quantile(sorted(base), q), sig.quantile(sorted(recent), q)
-        threshold = cfg.latency_ratio if kind == "latency_degradation" else cfg.ttft_ratio
-        if q1 / q0 < threshold:
+        latency = kind == "latency_degradation"
+        threshold = cfg.latency_ratio if latency else cfg.ttft_ratio
+        min_delta = cfg.latency_min_delta_ms if latency else cfg.ttft_min_delta_ms
+        if q1 / q0 < threshold or q1 - q0 < min_delta:
             return
         p = sig.bootstrap_quantile_ratio(
             base, recent, q, resamples=cfg.bootstrap_resamples, rng=self.rng
