@@ -416,4 +416,5 @@ def test_every_test_returns_a_probability(base, recent, x0, x1) -> None:
     ]
     assert all(0.0 <= p <= 1.0 for p in ps), ps
     holm, bh = sig.holm(ps), sig.benjamini_hochberg(ps)
-    assert all(r <= h <= 1.0 and b <= h for r, h, b in zip(ps, holm, bh, strict=True))
+    # BH <= Holm up to rounding (m * p / m need not be p in floating point)
+    assert all(r <= h <= 1.0 and b <= h * (1 + 1e-12) for r, h, b in zip(ps, holm, bh, strict=True))
