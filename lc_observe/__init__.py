@@ -6,6 +6,8 @@
 >>> TraceStore("traces.db").print_trace(...)               # doctest: +SKIP
 """
 
+from .analysis.alerts import AlertRule, Webhook
+from .analysis.anomalies import AnomalyConfig
 from .budgets import Budget
 from .errors import (
     BudgetExceededError,
@@ -17,13 +19,28 @@ from .errors import (
     TraceNotFoundError,
 )
 from .handler import ObsHandler
-from .model import BranchEvent, BudgetExceeded, ErrorInfo, Score, ScoreStat, Span, StatRow, Trace
+from .model import (
+    Alert,
+    Anomaly,
+    BranchEvent,
+    BudgetExceeded,
+    ErrorInfo,
+    Score,
+    ScoreStat,
+    Span,
+    StatRow,
+    Trace,
+)
 from .serialize import Limits
 from .store import TraceStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alert",
+    "AlertRule",
+    "Anomaly",
+    "AnomalyConfig",
     "BranchEvent",
     "Budget",
     "BudgetExceeded",
@@ -43,5 +60,6 @@ __all__ = [
     "Trace",
     "TraceNotFoundError",
     "TraceStore",
+    "Webhook",
     "__version__",
 ]

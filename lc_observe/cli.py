@@ -1,5 +1,6 @@
 """The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``branches``, ``paths``,
-``stats``, ``budgets``, ``scores``, ``score``, ``compare``, ``diff``, ``purge``, ``push`` (to
+``stats``, ``anomalies``, ``alerts``, ``metrics`` (Prometheus), ``budgets``, ``scores``,
+``score``, ``compare``, ``diff``, ``purge``, ``push`` (to
 LangSmith) and ``export`` (JSON lines, OpenTelemetry).
 
 Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
@@ -348,6 +349,77 @@ def cmd_diff(args: argparse.Namespace) -> int:
         _print_json(result.model_dump(mode="json"))
     else:
         print(result)
+
+
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    from .analysis.anomalies import AnomalyConfig
+
+    settings: dict[str, Any] = {}
+    for item in args.set or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE (e.g. --set token_ratio=2), not {item!r}")
+        settings[key.strip().replace("-", "_")] = value.strip()
+    if "kinds" in settings:
+        settings["kinds"] = tuple(k.strip() for k in settings["kinds"].split(","))
+    try:
+        config = AnomalyConfig(**settings)
+    except Exception as exc:  # pydantic's message names the field and what it expects
+        raise ValueError(f"bad --set value: {exc}") from None
+    with TraceStore(args.db) as store:
+        found = store.anomalies(
+            since=_since(args.since),
+            until=_since(args.until),
+            baseline=args.baseline,
+            by=args.by,
+            config=config,
+        )
+    if args.json:
+        _print_json([anomaly.model_dump(mode="json") for anomaly in found])
+        return 0
+    for anomaly in found:
+        examples = ", ".join(anomaly.trace_ids)
+        print(f"{anomaly.kind:<20}  {anomaly.explanation}")
+        if examples:
+            print(f"{'':<20}  e.g. traces {examples}")
+    if not found:
+        print(
+            f"(no anomalies: the recent window {args.since} looks like the {args.baseline} before)"
+        )
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .sinks.prometheus import serve_file
+
+    TraceStore(args.db).close()  # a clear error for a missing or foreign file, before serving
+    try:
+        server, thread = serve_file(args.db, port=args.port, addr=args.addr)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot serve on {args.addr}:{args.port}: {exc}; pick a free port with --port"
+        ) from None
+    host, port = server.server_address[:2]
+    print(f"Serving Prometheus metrics of {args.db} at http://{host}:{port}/metrics", flush=True)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        alerts = store.alerts(rule=args.rule, since=_since(args.since))
+    if args.json:
+        _print_json([alert.model_dump(mode="json") for alert in alerts])
+        return 0
+    for alert in alerts:
+        print(f"{alert.time:%Y-%m-%d %H:%M:%S}  {alert.message}  [{', '.join(alert.actions)}]")
+    if not alerts:
+        print("(no alerts fired)")
     return 0
 
 
@@ -500,6 +572,25 @@ def build_parser() -> argparse.ArgumentParser:
     diff = add("diff", "what differs between two traces (path, decisions, spans, outputs)")
     diff.add_argument("trace_a", help="a trace id or prefix")
     diff.add_argument("trace_b", help="a trace id or prefix")
+    anomalies = add("anomalies", "what changed and got worse: recent window vs the one before")
+    anomalies.add_argument("--since", default="1h", help="recent window start: age or ISO (1h)")
+    anomalies.add_argument("--until", help="recent window end: age ago or ISO (default now)")
+    anomalies.add_argument("--baseline", default="7d", help="baseline length before --since (7d)")
+    anomalies.add_argument(
+        "--by", default="name", help="name, model, graph_node or metadata.<key> (default name)"
+    )
+    anomalies.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a threshold of AnomalyConfig, e.g. --set min_samples=50 --set token_ratio=2",
+    )
+    alerts = add("alerts", "alerts that fired (ObsHandler(alerts=...)), oldest first")
+    alerts.add_argument("--rule", help="only this rule's alerts")
+    alerts.add_argument("--since", help="only alerts since an ISO time or an age (1d)")
+    metrics = add("metrics", "serve Prometheus /metrics from the SQLite file (read-only)")
+    metrics.add_argument("--port", type=int, default=9464, help="port (default %(default)s)")
+    metrics.add_argument("--addr", default="127.0.0.1", help="address (default %(default)s)")
     budgets = add("budgets", "budgets used up (Budget events), oldest first")
     budgets.add_argument("--since", help="only events since an ISO time or an age (7d)")
     purge = add("purge", "delete traces older than an age (retention)")
@@ -526,6 +617,9 @@ COMMANDS = {
     "branches": cmd_branches,
     "paths": cmd_paths,
     "stats": cmd_stats,
+    "anomalies": cmd_anomalies,
+    "alerts": cmd_alerts,
+    "metrics": cmd_metrics,
     "budgets": cmd_budgets,
     "scores": cmd_scores,
     "score": cmd_score,

@@ -128,6 +128,26 @@ def _hidden(option: bool | Callable[[Any], Any], value: Any) -> Any:
         return f"{HIDDEN} (the hide function raised)"
 
 
+def _metric_and_alert_sinks(
+    db_path: str | None, prometheus: bool | Any, alerts: Sequence[Any], every: float
+) -> list[Sink]:
+    """The Prometheus sink and the alert sink, when asked for (after the SQLite sink)."""
+    sinks: list[Sink] = []
+    if prometheus is not False and prometheus is not None:
+        from .sinks.prometheus import PrometheusSink
+
+        sinks.append(PrometheusSink(None if prometheus is True else prometheus))
+    if alerts:
+        if db_path is None:
+            raise ValueError(
+                "ObsHandler(alerts=...) reads the SQLite file: pass a db_path, not None"
+            )
+        from .analysis.alerts import AlertSink
+
+        sinks.append(AlertSink(db_path, alerts, every=every))
+    return sinks
+
+
 class ObsHandler(BaseCallbackHandler):
     """Record every LangChain / LangGraph run as a span in a local SQLite file.
 
@@ -187,6 +207,13 @@ class ObsHandler(BaseCallbackHandler):
         evaluators: heuristic evaluators (`lc_observe.evaluate`) run on every finished
             trace, on the writer thread after the trace is written (never on the callback
             path); their verdicts are stored as scores (``source="heuristic"``).
+        alerts: `lc_observe.AlertRule` s evaluated on the writer thread, after a batch is
+            written and at most every ``alert_every`` seconds; each fires once per episode
+            (log, callable, webhook) and is stored (`TraceStore.alerts`).  Needs ``db_path``.
+        alert_every: seconds between two evaluations of the alert rules at most.
+        prometheus: ``True`` to count runs, errors, tokens, cost, latency, TTFT and branch
+            decisions in prometheus_client's default registry, or a ``CollectorRegistry``
+            (extra ``[prometheus]``; see ``docs/anomalies.md``).  Updated on the writer thread.
 
     The handler is thread-safe and may be shared by any number of concurrent runs
     (threads or asyncio tasks).  It never raises into the application: internal
@@ -227,6 +254,9 @@ class ObsHandler(BaseCallbackHandler):
         network_timeout: float = 5.0,
         budgets: Sequence[Budget] = (),
         evaluators: Sequence[Any] = (),
+        alerts: Sequence[Any] = (),
+        alert_every: float = 30.0,
+        prometheus: bool | Any = False,
     ) -> None:
         super().__init__()
         if db_path == DEFAULT_DB:
@@ -254,6 +284,7 @@ class ObsHandler(BaseCallbackHandler):
             sqlite_sink.open()  # create the schema now, not on the app's first busy seconds
             all_sinks.append(sqlite_sink)
         all_sinks.extend(sink for sink in sinks if not isinstance(sink, NetworkSink))
+        all_sinks.extend(_metric_and_alert_sinks(self.db_path, prometheus, alerts, alert_every))
         self._mirrors = build_mirrors(
             langsmith=langsmith,
             project_name=project_name,

@@ -277,3 +277,51 @@ class ScoreStat(_Row):
     max: float | None = None
     labels: dict[str, int] = Field(default_factory=dict, description="categorical: per value")
     malformed: int = Field(0, description="judge verdicts that could not be read")
+
+
+AnomalyKind = Literal[
+    "token_spike",
+    "cost_increase",
+    "latency_degradation",
+    "ttft_degradation",
+    "error_rate_jump",
+    "branch_rate_change",
+    "new_path",
+    "new_model",
+    "new_error",
+]
+
+
+class Anomaly(_Row):
+    """Something that changed for the worse between a baseline window and a recent one
+    (`TraceStore.anomalies`).  ``ratio`` is recent / baseline (None when the baseline is 0);
+    for rates ``baseline_value``/``recent_value`` are shares (0..1)."""
+
+    kind: AnomalyKind
+    by: str = Field(description="the grouping: name, model, graph_node, metadata.<key>, ...")
+    group: str | None = Field(description="the group, e.g. a model, or 'router -> review'")
+    metric: str = Field(description="what was compared, e.g. 'median total_tokens'")
+    baseline_value: float | None
+    recent_value: float | None
+    ratio: float | None
+    baseline_n: int = Field(description="units in the baseline window (runs, calls, decisions)")
+    recent_n: int = Field(description="units in the recent window")
+    p_value: float | None = Field(description="the test's own p-value")
+    p_adjusted: float | None = Field(description="after the multiple-testing correction")
+    trace_ids: list[str] = Field(default_factory=list, description="example recent traces")
+    explanation: str
+
+
+class Alert(_Row):
+    """One alert episode that fired (`ObsHandler(alerts=...)`, `TraceStore.alerts`)."""
+
+    id: int | None = None
+    time: datetime
+    rule: str = Field(description="the rule's name")
+    kind: str = Field(description="threshold metric or anomaly kind")
+    group: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    message: str
+    actions: list[str] = Field(default_factory=list, description="actions run, with outcome")
+    trace_ids: list[str] = Field(default_factory=list)

@@ -20,7 +20,7 @@ PAGE_SIZE = 16_384
 
 #: ``PRAGMA application_id`` of every lc_observe database ("LCOB").
 APPLICATION_ID = 0x4C434F42
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SPAN_COLUMNS: dict[str, type] = {
     "span_id": str,
@@ -118,6 +118,7 @@ SCORE_COLUMNS: dict[str, type] = {
 #: Columns stored as JSON text.
 JSON_COLUMNS = frozenset(
     {"inputs", "outputs", "tags", "metadata", "result", "destinations", "error"}
+    | {"actions", "trace_ids"}  # alerts
 )
 
 
@@ -196,12 +197,34 @@ def _scores_v4(db: sqlite_utils.Database) -> None:
     db["scores"].create_index(["time"], if_not_exists=True)
 
 
+ALERT_COLUMNS: dict[str, type] = {
+    "id": int,
+    "time": str,
+    "rule": str,
+    "kind": str,
+    "group": str,
+    "value": float,
+    "threshold": float,
+    "message": str,
+    "actions": str,
+    "trace_ids": str,
+}
+
+
+def _add_alerts_v5(db: sqlite_utils.Database) -> None:
+    """Version 5: ``alerts``, the alert episodes that fired (`lc_observe.analysis.alerts`)."""
+    db["alerts"].create(ALERT_COLUMNS, pk="id", if_not_exists=True)
+    db["alerts"].create_index(["time"], if_not_exists=True)
+    db["alerts"].create_index(["rule", "time"], if_not_exists=True)
+
+
 #: ``MIGRATIONS[n]`` brings a database at version ``n - 1`` to version ``n``.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
     2: _add_pushes_v2,
     3: _add_cache_and_budgets_v3,
     4: _scores_v4,
+    5: _add_alerts_v5,
 }
 
 

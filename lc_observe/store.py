@@ -16,13 +16,15 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import node_path
 from .model import (
+    Alert,
+    Anomaly,
     BranchEvent,
     BranchStat,
     BudgetExceeded,
@@ -47,6 +49,9 @@ from .schema import (
 )
 from .tree import format_trace
 from .views import GraphView, RecordList, TraceView
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis.anomalies import AnomalyConfig
 
 TimeLike = datetime | str | float | int | timedelta
 M = TypeVar("M", bound=BaseModel)
@@ -439,6 +444,45 @@ class TraceStore:
     def _has_scores(self) -> bool:
         """Whether stats need to look for scores at all (cheap: one index probe)."""
         return bool(self._query("SELECT 1 FROM scores WHERE value IS NOT NULL LIMIT 1"))
+
+    def anomalies(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        baseline: TimeLike | None = None,
+        by: str = "name",
+        config: AnomalyConfig | None = None,
+    ) -> list[Anomaly]:
+        """What changed and what got worse: the recent window ``[since, until)`` against the
+        baseline window just before it, ``[since - baseline, since)`` (defaults: the last
+        hour against the 7 days before).  Token spikes, cost increases, p95 latency and
+        TTFT degradation, error-rate jumps, branch-rate changes and things never seen
+        before, each past a threshold *and* a significance test corrected for the number
+        of comparisons.  ``by``: ``"name"``, ``"model"``, ``"graph_node"`` or
+        ``"metadata.<key>"``; ``config``: an `AnomalyConfig` (thresholds, minimum sample
+        size, alpha).  See `lc_observe.analysis.anomalies`.
+
+        >>> store.anomalies(since="1h", baseline="7d", by="model")   # doctest: +SKIP
+        """
+        from .analysis.anomalies import find_anomalies
+
+        found = find_anomalies(
+            self, since=since, until=until, baseline=baseline, by=by, config=config
+        )
+        return RecordList(found)
+
+    def alerts(
+        self,
+        *,
+        rule: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+    ) -> list[Alert]:
+        """Alerts that fired (`ObsHandler(alerts=...)`), oldest first."""
+        where, params = _filters({"rule": rule}, "time", since, until)
+        sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY time, id"
+        return RecordList(Alert.model_validate(_parse(r)) for r in self._query(sql, params))
 
     def budget_events(
         self,

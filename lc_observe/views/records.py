@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..model import BranchEvent, BranchStat, Span, Trace
+from ..model import Alert, Anomaly, BranchEvent, BranchStat, Span, Trace
 from ._html import (
     ERROR_COLOR,
     esc,
@@ -115,11 +115,42 @@ STAT_COLUMNS: list[Column] = [
     ("rate", lambda b: f"{b.rate:.1%}", True),
 ]
 
+
+def _value(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+ANOMALY_COLUMNS: list[Column] = [
+    ("kind", lambda a: a.kind, False),
+    ("group", lambda a: _opt(a.group), False),
+    ("metric", lambda a: a.metric, False),
+    ("baseline", lambda a: _value(a.baseline_value), True),
+    ("recent", lambda a: _value(a.recent_value), True),
+    ("ratio", lambda a: "new" if a.ratio is None else f"{a.ratio:.2f}x", True),
+    ("n (base / recent)", lambda a: f"{a.baseline_n} / {a.recent_n}", True),
+    ("p (adjusted)", lambda a: "" if a.p_adjusted is None else f"{a.p_adjusted:.2g}", True),
+    ("explanation", lambda a: a.explanation, False),
+    ("example traces", lambda a: ", ".join(a.trace_ids), False),
+]
+
+ALERT_COLUMNS: list[Column] = [
+    ("time (UTC)", lambda a: _time(a.time), False),
+    ("rule", lambda a: a.rule, False),
+    ("kind", lambda a: a.kind, False),
+    ("group", lambda a: _opt(a.group), False),
+    ("value", lambda a: _value(a.value), True),
+    ("threshold", lambda a: _value(a.threshold), True),
+    ("message", lambda a: a.message, False),
+    ("actions", lambda a: ", ".join(a.actions), False),
+]
+
 _COLUMNS: dict[type, list[Column]] = {
     Trace: TRACE_COLUMNS,
     Span: SPAN_COLUMNS,
     BranchEvent: BRANCH_COLUMNS,
     BranchStat: STAT_COLUMNS,
+    Anomaly: ANOMALY_COLUMNS,
+    Alert: ALERT_COLUMNS,
 }
 
 
