@@ -349,6 +349,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         _print_json(result.model_dump(mode="json"))
     else:
         print(result)
+    return 0
 
 
 def cmd_anomalies(args: argparse.Namespace) -> int:
