@@ -29,6 +29,7 @@ from .errors import BudgetExceededError
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
 from .mirrors import build_mirrors
 from .pricing import PriceTable
+from .privacy import PrivacyStage
 from .records import (
     BUDGET_FIELDS,
     RECORD_BRANCH,
@@ -231,9 +232,7 @@ class ObsHandler(BaseCallbackHandler):
         self.hide_outputs = hide_outputs
         all_sinks: list[Sink] = []
         if self.db_path is not None:
-            sqlite_sink = SQLiteSink(
-                self.db_path, limits=self.limits, redact=self.redact, max_bytes=max_db_bytes
-            )
+            sqlite_sink = SQLiteSink(self.db_path, limits=self.limits, max_bytes=max_db_bytes)
             sqlite_sink.open()  # create the schema now, not on the app's first busy seconds
             all_sinks.append(sqlite_sink)
         all_sinks.extend(sink for sink in sinks if not isinstance(sink, NetworkSink))
@@ -244,7 +243,6 @@ class ObsHandler(BaseCallbackHandler):
             otlp_exporter=otlp_exporter,
             network_sinks=[sink for sink in sinks if isinstance(sink, NetworkSink)],
             limits=self.limits,
-            redact=self.redact,
             max_queue=max_queue,
             timeout=network_timeout,
         )
@@ -266,6 +264,8 @@ class ObsHandler(BaseCallbackHandler):
             schedule_delay=schedule_delay,
             exit_timeout=exit_timeout,
         )
+        # Every sink receives only public records: serialized, bounded, redacted, once.
+        self._dispatcher.prepare = PrivacyStage(self.limits, self.redact).batch
         self._budgets = BudgetTracker(budgets) if budgets else None
         # LangChain re-raises a callback's exception only from a handler with raise_error;
         # _never_raise lets nothing through but BudgetExceededError.
@@ -284,6 +284,7 @@ class ObsHandler(BaseCallbackHandler):
         self._abandoned = 0
         self._sampled_out = 0
         self._dispatcher.before_exit.append(self._submit_open_runs)
+        self._dispatcher.after_fork.append(self._forget_open_runs)
         if handle_sigterm:
             install_sigterm_exit()
         self._ended: OrderedDict[int, str] = OrderedDict()  # recently ended run -> trace_id
@@ -441,6 +442,12 @@ class ObsHandler(BaseCallbackHandler):
         for record in list(self._runs.values()):
             if record["_sampled"]:
                 self._dispatcher.submit(RECORD_RUNNING, dict(record))
+
+    def _forget_open_runs(self) -> None:
+        """In a forked child: the parent's open runs are the parent's to finish and write."""
+        self._runs.clear()
+        self._ended.clear()
+        self._rollup_lock = threading.Lock()
 
     def _end(
         self,

@@ -177,19 +177,66 @@ class TraceStore:
     ) -> list[Trace]:
         """Recorded traces, newest first, filtered by any of the keyword arguments.
 
-        ``since``/``until`` bound the trace start time (inclusive / exclusive).
+        ``since``/``until`` bound the trace start time (inclusive / exclusive).  To read
+        *all* matching traces while an application may be writing, use `iter_traces`
+        (pages by position in the order, so no trace is returned twice or skipped).
         """
+        where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)
+        sql = (
+            f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)} "
+            "ORDER BY start_time DESC, trace_id DESC LIMIT ? OFFSET ?"
+        )
+        rows = self._query(sql, [*params, int(limit), int(offset)])
+        return RecordList(Trace.model_validate(_parse(row)) for row in rows)
+
+    def iter_traces(
+        self,
+        *,
+        page_size: int = 500,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        tag: str | None = None,
+    ) -> Iterator[Trace]:
+        """Every matching trace, newest first, read a page at a time (filters of `traces`).
+
+        Keyset pagination: each page starts after the ``(start_time, trace_id)`` of the
+        previous page's last trace, never at an OFFSET, so traces written meanwhile (newer
+        ones, which sort before the cursor) neither repeat nor shift a page: each trace is
+        returned once.
+
+        >>> sum(1 for _ in store.iter_traces(status="error"))   # doctest: +SKIP
+        """
+        where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)
+        head = f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)}"
+        order = " ORDER BY start_time DESC, trace_id DESC LIMIT ?"
+        rows = self._query(head + order, [*params, int(page_size)])
+        while rows:
+            yield from (Trace.model_validate(_parse(row)) for row in rows)
+            last = rows[-1]
+            after = " AND (start_time, trace_id) < (?, ?)"  # a row value: an index range
+            cursor = [last["start_time"], last["trace_id"]]
+            rows = self._query(head + after + order, [*params, *cursor, int(page_size)])
+
+    @staticmethod
+    def _trace_filters(
+        since: TimeLike | None,
+        until: TimeLike | None,
+        name: str | None,
+        status: str | None,
+        user_id: str | None,
+        session_id: str | None,
+        tag: str | None,
+    ) -> tuple[list[str], list[Any]]:
         equals = {"name": name, "status": status, "user_id": user_id, "session_id": session_id}
         where, params = _filters(equals, "start_time", since, until)
         if tag is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE value = ?)")
             params.append(tag)
-        sql = (
-            f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)} "
-            "ORDER BY start_time DESC LIMIT ? OFFSET ?"
-        )
-        rows = self._query(sql, [*params, int(limit), int(offset)])
-        return RecordList(Trace.model_validate(_parse(row)) for row in rows)
+        return where, params
 
     def trace(self, trace_id: str) -> Trace:
         """One trace with its branch events; raises `TraceNotFoundError` for an unknown id."""
@@ -499,9 +546,7 @@ class TraceStore:
         from .views.frames import frame
 
         if limit is None:
-            items: list[Trace] = []
-            while page := self.traces(limit=1_000, offset=len(items), **filters):
-                items.extend(page)
+            items: list[Trace] = list(self.iter_traces(page_size=1_000, **filters))
         else:
             items = self.traces(limit=limit, **filters)
         return frame(items, Trace, drop=("branches",))
@@ -568,8 +613,5 @@ class TraceStore:
         return charts.plot_branch_rates(self, source, **kwargs)
 
     def __iter__(self) -> Iterator[Trace]:
-        """Iterate over all traces, newest first, a page at a time."""
-        offset = 0
-        while page := self.traces(limit=500, offset=offset):
-            yield from page
-            offset += len(page)
+        """Iterate over all traces, newest first, a page at a time (see `iter_traces`)."""
+        return self.iter_traces()
