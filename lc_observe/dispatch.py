@@ -351,7 +351,7 @@ class Dispatcher:
         when = "at exit" if at_exit else "by close()"
         fix = "ObsHandler(exit_timeout=...)" if at_exit else "close(timeout=...)"
         logger.warning(
-            "lc_observe: %d records were not written %s: the %s writer ran out of its %.1f s. "
+            "lc_observe: %d records were not written %s: the %s thread ran out of its %.1f s. "
             "They are lost. Give it more time (a larger %s) or call handler.flush() before "
             "the program ends.",
             lost,
