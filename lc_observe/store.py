@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import qualified
+from .locking import retry_locked
 from .model import BranchEvent, BranchStat, BudgetExceeded, Span, StatRow, Trace
 from .schema import (
     BRANCH_COLUMNS,
@@ -114,6 +115,8 @@ class TraceStore:
     Args:
         path: the database file written by `ObsHandler` (default ``$LC_OBSERVE_DB`` or
             ``./lc_observe.db``).
+        busy_timeout: seconds a write (`purge`, a migration on open) waits for another
+            writer's lock before it retries (bounded; see `lc_observe.locking`).
 
     Raises:
         DatabaseNotFoundError: the file does not exist.
@@ -121,7 +124,9 @@ class TraceStore:
         SchemaVersionError: the file was written by a newer lc_observe.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 10.0
+    ) -> None:
         if path is None:
             path = os.environ.get("LC_OBSERVE_DB", "lc_observe.db")
         self.db_path = os.fspath(path)
@@ -133,7 +138,7 @@ class TraceStore:
         try:
             self._conn = sqlite3.connect(self.db_path, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
-            configure(self._conn)
+            configure(self._conn, int(busy_timeout * 1000))
             app_id, version, has_tables = read_versions(self._conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.db_path!r} is not a readable SQLite database: {exc}") from None
@@ -143,7 +148,10 @@ class TraceStore:
         if version < SCHEMA_VERSION:  # written by an older lc_observe: migrations only add
             import sqlite_utils
 
-            ensure_schema(sqlite_utils.Database(self._conn), self.db_path)
+            db = sqlite_utils.Database(self._conn)
+            retry_locked(
+                lambda: ensure_schema(db, self.db_path), path=self.db_path, what="the migration"
+            )
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -431,9 +439,16 @@ class TraceStore:
 
         ``older_than`` is a time or a `timedelta` ago, e.g. ``store.purge(timedelta(days=30))``.
         Spans of unfinished traces (no trace row) are purged by their own start time.
-        Safe while handlers write: one short transaction.
+        Safe while handlers write: one short transaction, retried (bounded) while another
+        writer holds the lock; `DatabaseLockedError` if it never lets go.
         """
         cutoff = to_db_time(older_than)
+        deleted = retry_locked(lambda: self._purge(cutoff), path=self.db_path, what="purge")
+        if vacuum:
+            retry_locked(lambda: self._conn.execute("VACUUM"), path=self.db_path, what="VACUUM")
+        return deleted
+
+    def _purge(self, cutoff: str | None) -> int:
         conn = self._conn
         with conn:  # one transaction; committed on success, rolled back on error
             old = "SELECT trace_id FROM traces WHERE start_time < ?"
@@ -445,8 +460,6 @@ class TraceStore:
                 "(SELECT trace_id FROM traces)",
                 (cutoff,),
             )
-        if vacuum:
-            conn.execute("VACUUM")
         return deleted
 
     # -- display and export --------------------------------------------------------------------
