@@ -39,7 +39,9 @@ def _run(code: str, *args: str, timeout: float = 180) -> subprocess.CompletedPro
 def _counts(db: Path) -> tuple[int, int, int]:
     """(spans, distinct span ids, branch events) in ``db``."""
     with sqlite3.connect(db) as conn:
-        spans, distinct = conn.execute("SELECT count(*), count(DISTINCT span_id) FROM spans").fetchone()
+        spans, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT span_id) FROM spans"
+        ).fetchone()
         branches = conn.execute("SELECT count(*) FROM branch_events").fetchone()[0]
     return spans, distinct, branches
 
