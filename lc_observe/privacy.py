@@ -258,13 +258,13 @@ class _Walk:
     def run(self, value: Any) -> Any:
         return self._walk(value, 0)
 
-    def _string(self, value: str) -> str:
+    def _string(self, value: str, budget: bool = True) -> str:
         if len(value) > self.max_chars:
             cut = len(value) - self.max_chars
             value = f"{value[: self.max_chars]}…[truncated {cut} chars]"
         if self.text is None:
             return value
-        if self.deadline is not None and time.perf_counter() > self.deadline:
+        if budget and self.deadline is not None and time.perf_counter() > self.deadline:
             return BUDGET_EXCEEDED
         return self.text(value)
 
@@ -281,7 +281,7 @@ class _Walk:
                 if index >= self.max_items:
                     out[f"…[truncated {len(value) - self.max_items} items]"] = None
                     break
-                name = self._string(key)
+                name = self._string(key, budget=False)  # keys stay distinct
                 if secret is not None and secret(key):
                     out[name] = self.replacement
                 else:

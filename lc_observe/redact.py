@@ -11,7 +11,8 @@ and returns a copy where
 - every string has secret-looking substrings replaced: API keys (OpenAI, Anthropic,
   GitHub, Slack, Google, Hugging Face, LangSmith), bearer tokens (any case, after any
   whitespace), ``Basic`` credentials, AWS access key ids, ``?api_key=``-style URL
-  parameters, the password of ``scheme://user:password@host`` and PEM private keys.
+  parameters, ``password=...`` / ``token: ...`` written out in text, the password of
+  ``scheme://user:password@host`` and PEM private keys.
 
 >>> Redactor()({"api_key": "abc", "note": "use sk-abcdefghijklmnopqrstuv now"})
 {'api_key': '[REDACTED]', 'note': 'use [REDACTED] now'}
@@ -89,11 +90,29 @@ _QUERY_SECRET = re.compile(
 )
 #: ``scheme://user:password@host``: the password is replaced.
 _DSN = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,31}://[^\s/:@]{0,256}:)[^\s/@]{1,256}(@)")
+#: ``password=...`` / ``api_key: ...`` written out in text (logs, error messages).
+_ASSIGNED = re.compile(
+    r"(?i)\b((?:password|passwd|pwd|secret|api[_\-]?key|apikey|access[_\-]?token|auth[_\-]?token"
+    r"|token)\s{0,8}[:=]\s{0,8})(?![\s\[])[^\s,;&\"'<>]{1,4096}"
+)
+_ASSIGNED_GATES = ("password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "token")
 _PEM_BEGIN = "-----BEGIN "
 _PEM_HEADER = re.compile(r"-----BEGIN [A-Z0-9 ]{0,64}PRIVATE KEY-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,64}PRIVATE KEY-----")
 _PEM_GATE = "private key-----"
-_BUILTIN_GATES = ("basic", "=", "://", "-----begin ")
+_BUILTIN_GATES = (
+    "basic",
+    "=",
+    "://",
+    "-----begin ",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "api-key",
+    "apikey",
+)
 
 #: Name parts of a dict key: ``aws_secret_access_key``, ``Private-Key``, ``HFToken``,
 #: ``clientSecret`` -> words (upper-case runs kept together: ``APIKey`` -> ``API``, ``Key``).
@@ -166,6 +185,16 @@ class Redactor:
         return done
 
     def _text(self, value: str) -> str:
+        # A replacement can join two pieces into a new match: run the rules again until
+        # nothing changes (a second pass is rare, and each pass is linear).
+        for _ in range(4):
+            redacted = self._one_pass(value)
+            if redacted == value:
+                return value
+            value = redacted
+        return value
+
+    def _one_pass(self, value: str) -> str:
         lowered = value.lower()
         for literal in self._literals:  # a plain loop: cheaper than any() on a generator
             if literal in lowered:
@@ -186,6 +215,8 @@ class Redactor:
             value = _BASIC.sub(self._basic, value)
         if "=" in value:
             value = _QUERY_SECRET.sub(lambda m: m.group(1) + replacement, value)
+        if ("=" in value or ":" in value) and any(w in lowered for w in _ASSIGNED_GATES):
+            value = _ASSIGNED.sub(lambda m: m.group(1) + replacement, value)
         if "://" in value:
             value = _DSN.sub(lambda m: m.group(1) + replacement + m.group(2), value)
         if _PEM_GATE in lowered:
@@ -253,7 +284,7 @@ class Redactor:
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                name = self.redact(key, deadline) if isinstance(key, str) else key
+                name = self.text(key) if isinstance(key, str) else key  # keys: no budget
                 if isinstance(key, str) and self.is_secret_key(key):
                     out[name] = self.replacement
                 else:

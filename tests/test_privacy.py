@@ -157,3 +157,168 @@ def test_string_verdicts_are_remembered_within_a_bound() -> None:
     for i in range(10_000):
         redactor.text(f"n={i}")
     assert len(redactor._text_cache) <= 4_096
+
+
+# -- one privacy stage before every sink -------------------------------------------------------
+
+LEAKS = {
+    "sk-proj-abcdefghijklmnopqrstuvwx0123",
+    "eyJhbGciOiJIUzI1NiJ9.payload.sig",
+    "AKIAIOSFODNN7EXAMPLE",
+    "hunter2",
+    "MIIEowIBAAKCAQEA",
+    "dXNlcjpodW50ZXIy",
+    "s3cr3t-value",
+}
+
+
+class CaptureSink:
+    """A user's own sink: keeps every batch it receives."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict]] = []
+
+    def export(self, batch) -> int:
+        self.items.extend(batch)
+        return len(batch)
+
+    def close(self) -> None:
+        pass
+
+
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"
+
+
+def _leaky_run(handler: ObsHandler) -> None:
+    """Secrets everywhere a run can carry them: inputs, outputs, metadata (also the ids
+    copied to columns), tags, error message and traceback, a chat model's messages."""
+    key = "sk-proj-abcdefghijklmnopqrstuvwx0123"
+    config = {
+        "callbacks": [handler],
+        "metadata": {
+            "api_key": key,
+            "clientSecret": "s3cr3t-value",
+            "user_id": key,
+            "session_id": "AKIAIOSFODNN7EXAMPLE",
+            "dsn": "postgresql://admin:hunter2@db/app",
+        },
+        "tags": [f"k={key}"],
+    }
+    echo = RunnableLambda(lambda x: {**x, "auth": "Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig"})
+    echo.invoke(
+        {
+            "prompt": f"my key is\n{key}",
+            "Private-Key": PEM,
+            "url": "https://x.io/?api_key=hunter2",
+            "header": "Basic dXNlcjpodW50ZXIy",
+        },
+        config,
+    )
+    chat_chain([f"the key is {key}"]).invoke({"q": f"\t{key}"}, config)
+
+    def leak(x: dict) -> str:
+        raise RuntimeError(f"auth failed for {key} with password=hunter2 (Bearer\n{key})")
+
+    with pytest.raises(RuntimeError):
+        RunnableLambda(leak, name="leak").invoke({}, config)
+
+
+def _public(value) -> None:
+    """JSON-safe and free of private keys, all the way down."""
+    import json
+
+    json.dumps(value, allow_nan=False)
+    if isinstance(value, dict):
+        assert all(isinstance(k, str) and not k.startswith("_") for k in value), list(value)
+
+
+def test_every_kind_of_sink_receives_only_public_redacted_records(tmp_path) -> None:
+    """SQLite, a user's sink, LangSmithSink passed by hand, the LangSmith mirror and the
+    OTLP mirror all receive the one public form: no secret, no private key."""
+    import json
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lc_observe.sinks.langsmith import LangSmithSink
+    from lc_observe.testing import LangSmithStandIn
+
+    from .loopback import langsmith_client
+
+    db = tmp_path / "t.db"
+    capture = CaptureSink()
+    exporter = InMemorySpanExporter()
+    with LangSmithStandIn() as server, langsmith_client(server.url) as client:
+        by_hand = LangSmithSink(client, project_name="by-hand")
+        with ObsHandler(
+            db,
+            sinks=[capture, by_hand],
+            langsmith=client,
+            project_name="mirror",
+            otlp_exporter=exporter,
+        ) as handler:
+            _leaky_run(handler)
+            assert handler.flush(30)
+        sent = json.dumps([run for _, _, run in server.ops], default=str)
+    with sqlite3.connect(db) as conn:
+        stored = "\n".join(conn.iterdump())
+    spans = exporter.get_finished_spans()
+    otlp = json.dumps(
+        [{**dict(s.attributes), "events": [dict(e.attributes) for e in s.events]} for s in spans]
+    )
+    user = json.dumps(capture.items)
+    assert len(capture.items) == 6 and len(spans) == 6 and server.ops
+    for _, record in capture.items:
+        _public(record)
+        for value in record.values():
+            _public(value)
+    for name, text in {
+        "sqlite": stored,
+        "user sink": user,
+        "langsmith": sent,
+        "otlp": otlp,
+    }.items():
+        found = [secret for secret in LEAKS if secret in text]
+        assert not found, (name, found)
+        assert "[REDACTED]" in text, name
+    store = TraceStore(db)
+    assert {s.user_id for s in store.spans()} == {"[REDACTED]"}
+    assert {t.session_id for t in store.traces()} == {"[REDACTED]"}
+
+
+def test_errors_are_bounded_like_every_other_string(db_path) -> None:
+    """A 5 MB exception message was stored whole, as message and traceback, on every span
+    it crossed (41 MB file)."""
+    import os
+
+    huge = "x" * 5_000_000
+
+    def fail(x: int) -> int:
+        raise ValueError(huge)
+
+    chain = RunnableLambda(lambda x: x) | RunnableLambda(fail, name="fail")
+    with ObsHandler(db_path) as handler, pytest.raises(ValueError):
+        chain.invoke(1, {"callbacks": [handler]})
+    spans = TraceStore(db_path).spans()
+    errors = [s.error for s in spans if s.error is not None]
+    assert len(errors) == 2
+    for error in errors:
+        assert len(error.message) < 20_100 and "…[truncated" in error.message
+        assert len(error.traceback) < 20_100
+    size = os.path.getsize(db_path) + os.path.getsize(f"{db_path}-wal")
+    print(f"database with two 5 MB errors: {size / 1e6:.2f} MB")
+    assert size < 3_000_000
+
+
+def test_a_custom_redaction_function_sees_public_data_once_per_value(db_path) -> None:
+    seen: list = []
+
+    def redact(value):
+        seen.append(value)
+        return "hidden" if value == {"secret": 1} else value
+
+    with ObsHandler(db_path, redact=redact) as handler:
+        RunnableLambda(lambda x: "ok", name="r").invoke({"secret": 1}, {"callbacks": [handler]})
+    (span,) = TraceStore(db_path).spans()
+    assert span.inputs == "hidden" and span.outputs == {"output": "ok"}
+    for value in seen:
+        _public(value)
