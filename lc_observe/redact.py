@@ -39,18 +39,24 @@ from typing import Any
 REPLACEMENT = "[REDACTED]"
 BUDGET_EXCEEDED = "…[redaction budget exceeded]"
 
+#: Where a secret may start: not inside a word, or right after an escape sequence written
+#: out as text (``\\n``, ``\\t``, ``\\r`` in a repr or a log line).
+_START = r"(?:(?<![A-Za-z0-9_])|(?<=\\[ntr]))"
+
 #: Substrings that look like credentials, wherever they appear in a string.  Each one is
 #: linear: every repetition that can meet another is bounded.
 DEFAULT_PATTERNS: tuple[str, ...] = (
-    r"\bsk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_\-]{16,}",  # OpenAI / Anthropic style keys
-    r"(?i)\bbearer\s{1,64}[A-Za-z0-9._~+/=\-]{8,}",  # HTTP bearer tokens, any case
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
-    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
-    r"\bgithub_pat_[A-Za-z0-9_]{22,}",  # GitHub fine-grained tokens
-    r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
-    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API keys
-    r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face tokens
-    r"\blsv2_(?:pt|sk)_[A-Za-z0-9_]{20,}",  # LangSmith keys
+    _START + r"sk-(?:proj-|ant-|svcacct-)?[A-Za-z0-9_\-]{16,}",  # OpenAI / Anthropic style keys
+    "(?i)"
+    + _START
+    + r"bearer(?:\s|\\[ntr]){1,64}[A-Za-z0-9._~+/=\-]{8,}",  # HTTP bearer tokens, any case
+    _START + r"(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+    _START + r"gh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub tokens
+    _START + r"github_pat_[A-Za-z0-9_]{22,}",  # GitHub fine-grained tokens
+    _START + r"xox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
+    _START + r"AIza[0-9A-Za-z_\-]{35}\b",  # Google API keys
+    _START + r"hf_[A-Za-z0-9]{30,}\b",  # Hugging Face tokens
+    _START + r"lsv2_(?:pt|sk)_[A-Za-z0-9_]{20,}",  # LangSmith keys
 )
 
 #: The name parts of a secret dict key, joined by ``_`` (see `key_words`): ending in a
@@ -82,17 +88,21 @@ _GATES: dict[str, tuple[str, ...]] = dict(
 )
 
 #: ``Basic <base64 of user:password>`` (checked: the text must decode to ``user:password``).
-_BASIC = re.compile(r"(?i)\bbasic\s{1,64}([A-Za-z0-9+/]{6,}={0,2})")
+_BASIC = re.compile("(?i)" + _START + r"basic(?:\s|\\[ntr]){1,64}([A-Za-z0-9+/]{6,}={0,2})")
 #: ``?api_key=...`` / ``&token=...`` in URLs and query strings: the value is replaced.
 _QUERY_SECRET = re.compile(
     r"(?i)([?&;](?:[a-z0-9_\-]{0,32}(?:api[_\-]?key|apikey|token|secret|password|passwd|pwd)"
     r"|key|sig|signature|auth|access_token)=)[^&#\s\"'<>]{1,4096}"
 )
 #: ``scheme://user:password@host``: the password is replaced.
-_DSN = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,31}://[^\s/:@]{0,256}:)[^\s/@]{1,256}(@)")
+_DSN = re.compile(
+    "(?i)" + _START + r"([a-z][a-z0-9+.\-]{0,31}://[^\s/:@]{0,256}:)[^\s/@]{1,256}(@)"
+)
 #: ``password=...`` / ``api_key: ...`` written out in text (logs, error messages).
 _ASSIGNED = re.compile(
-    r"(?i)\b((?:password|passwd|pwd|secret|api[_\-]?key|apikey|access[_\-]?token|auth[_\-]?token"
+    "(?i)"
+    + _START
+    + r"((?:password|passwd|pwd|secret|api[_\-]?key|apikey|access[_\-]?token|auth[_\-]?token"
     r"|token)\s{0,8}[:=]\s{0,8})(?![\s\[])[^\s,;&\"'<>]{1,4096}"
 )
 _ASSIGNED_GATES = ("password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "token")

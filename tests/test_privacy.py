@@ -322,3 +322,131 @@ def test_a_custom_redaction_function_sees_public_data_once_per_value(db_path) ->
     assert span.inputs == "hidden" and span.outputs == {"output": "ok"}
     for value in seen:
         _public(value)
+
+
+# -- property: nothing a sink receives is left for the Redactor to replace ----------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lc_observe.privacy import PrivacyStage  # noqa: E402
+from lc_observe.records import new_span_record  # noqa: E402
+from lc_observe.serialize import Limits  # noqa: E402
+
+#: (text planted in a payload, the part of it that must never reach a sink), per built-in rule
+PLANTED = [
+    ("sk-proj-abcdefghijklmnopqrstuvwx0123", "abcdefghijklmnopqrstuvwx0123"),
+    ("sk-ant-api03-abcdefghijklmnopqrstuvwx", "abcdefghijklmnopqrstuvwx"),
+    ("Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGciOiJIUzI1NiJ9"),
+    ("bearer\teyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGciOiJIUzI1NiJ9"),
+    ("Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
+    ("AKIAIOSFODNN7EXAMPLE", "IOSFODNN7EXAMPLE"),
+    ("ghp_" + "a1" * 18, "a1" * 18),
+    ("github_pat_" + "B2" * 20, "B2" * 20),
+    ("xoxb-1234567890-abcdefghij", "1234567890-abcdefghij"),
+    ("AIza" + "c3" * 17 + "c", "c3" * 17),
+    ("hf_" + "d4" * 17, "d4" * 17),
+    ("lsv2_pt_" + "e5" * 16, "e5" * 16),
+    ("https://x.io/v1?api_key=Zq9hunter2", "Zq9hunter2"),
+    ("postgresql://admin:Zq8hunter2@db:5432/app", "Zq8hunter2"),
+    ("password=Zq7hunter2", "Zq7hunter2"),
+    (PEM, "MIIEowIBAAKCAQEA"),
+]
+SEPARATORS = [" ", "\n", "\t", '"', "(", ": ", "\r\n"]
+KEYS = [
+    "q",
+    "messages",
+    "input_tokens",
+    "api_key",
+    "Private-Key",
+    "accessToken",
+    "clientSecret",
+    "userPassword",
+    "HF_TOKEN",
+    "aws_secret_access_key",
+]
+SECRET_KEY_VALUES = ("Zq6kept-in-clear", "Zq6kept-in-clear")
+
+_noise = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_planted = st.builds(
+    lambda before, pick, sep_a, sep_b, after: f"{before}{sep_a}{pick[0]}{sep_b}{after}",
+    _noise,
+    st.sampled_from(PLANTED),
+    st.sampled_from(SEPARATORS),
+    st.sampled_from(SEPARATORS),
+    _noise,
+)
+_leaf = st.one_of(_planted, _noise, st.integers(), st.none(), st.just(SECRET_KEY_VALUES[0]))
+_keys = st.one_of(st.sampled_from(KEYS), _noise)
+payloads = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+def _must_not_leak(public: object) -> None:
+    import json
+
+    text = json.dumps(public, ensure_ascii=False)
+    for _, core in PLANTED:
+        assert core not in text, core
+    assert Redactor(time_budget=None)(public) == public  # nothing left to replace
+
+
+def _record(payload: object) -> dict:
+    record = new_span_record(
+        "s", "s", None, "n", "chain", 0.0, payload, ["t", _tag(payload)], {"m": payload}
+    )
+    record.update(outputs={"out": payload}, user_id=_tag(payload), end_time=1.0)
+    record["error"] = {"type": "E", "message": _tag(payload), "traceback": _tag(payload)}
+    record["_private"] = payload
+    return record
+
+
+def _tag(payload: object) -> str:
+    return payload if isinstance(payload, str) else repr(payload)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payloads)
+def test_the_privacy_stage_leaves_nothing_for_the_redactor(payload: object) -> None:
+    public = PrivacyStage(Limits(), Redactor()).record("span", _record(payload))
+    assert not any(key.startswith("_") for key in public)
+    _must_not_leak(public)
+
+
+_shared: dict = {}
+
+
+def _shared_handler(tmp_path_factory) -> tuple:
+    if not _shared:
+        capture = CaptureSink()
+        db = tmp_path_factory.mktemp("prop") / "t.db"
+        _shared["handler"] = ObsHandler(db, sinks=[capture], schedule_delay=0.01)
+        _shared["capture"], _shared["db"] = capture, db
+    return _shared["handler"], _shared["capture"], _shared["db"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(payloads)
+def test_what_every_sink_receives_holds_nothing_the_redactor_would_replace(
+    tmp_path_factory, payload: object
+) -> None:
+    """Through a real handler: the user's sink and the SQLite file both get the public
+    form, for any payload and any built-in rule."""
+    import json
+
+    handler, capture, db = _shared_handler(tmp_path_factory)
+    capture.items.clear()
+    config = {"callbacks": [handler], "metadata": {"payload": payload, "user_id": _tag(payload)}}
+    RunnableLambda(lambda x: {"echo": x}, name="echo").invoke({"in": payload}, config)
+    assert handler.flush(30)
+    (item,) = capture.items
+    _must_not_leak(item[1])
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT inputs, outputs, metadata, user_id FROM spans WHERE span_id = ?",
+            (item[1]["span_id"],),
+        ).fetchone()
+    _must_not_leak([json.loads(row[0]), json.loads(row[1]), json.loads(row[2]), row[3]])
