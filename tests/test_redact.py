@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -156,3 +157,53 @@ def test_a_walk_past_its_time_budget_never_keeps_a_value_in_clear() -> None:
 def test_secrets_assigned_in_text_are_redacted(text: str) -> None:
     redacted = Redactor().text(text)
     assert "hunter2" not in redacted and REPLACEMENT in redacted
+
+
+def test_adversarial_payloads_never_stall_the_app_and_the_writer_keeps_pace(tmp_path) -> None:
+    """Megabytes of near-matches for every rule go through a real handler while the app's
+    main thread keeps working: the longest gap between two of its steps is measured (the
+    GIL held by one regex froze it for 31 s before), and the writer still catches up."""
+    import threading
+
+    from langchain_core.runnables import RunnableLambda
+
+    from lc_observe import ObsHandler
+
+    payloads = [unit * (1_000_000 // len(unit)) for unit in ADVERSARIAL.values()]
+    payloads.append("-----BEGIN RSA PRIVATE KEY-----" * 12_000)  # 384 KB of headers
+    handler = ObsHandler(tmp_path / "adv.db")
+    stop = threading.Event()
+    longest = 0.0
+
+    def app_loop() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while not stop.is_set():
+            sum(range(200))  # a little work, then measure the gap since the last step
+            now = time.perf_counter()
+            longest = max(longest, now - last)
+            last = now
+
+    app = threading.Thread(target=app_loop)
+    app.start()
+    started = time.perf_counter()
+    try:
+        for payload in payloads:
+
+            def fail(x: str, text: str = payload) -> None:
+                raise ValueError(text)  # message and traceback: megabytes as well
+
+            with contextlib.suppress(ValueError):
+                RunnableLambda(fail, name="adv").invoke({"q": payload}, {"callbacks": [handler]})
+        flushed = handler.flush(timeout=120)
+    finally:
+        stop.set()
+        app.join()
+        handler.close()
+    took = time.perf_counter() - started
+    print(
+        f"{len(payloads)} adversarial MB-sized records written in {took:.2f} s; "
+        f"longest stall of the app thread {longest * 1000:.1f} ms"
+    )
+    assert flushed and handler.stats["written"] == len(payloads)
+    assert longest < 2.0  # generous on a loaded machine; it was 31 s
