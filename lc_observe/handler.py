@@ -265,7 +265,10 @@ class ObsHandler(BaseCallbackHandler):
             exit_timeout=exit_timeout,
         )
         # Every sink receives only public records: serialized, bounded, redacted, once.
-        self._dispatcher.prepare = PrivacyStage(self.limits, self.redact).batch
+        privacy = PrivacyStage(self.limits, self.redact)
+        self._dispatcher.prepare = privacy.batch
+        if self.db_path is not None:
+            sqlite_sink.known_text = privacy.text_of  # stores the stage's JSON as it is
         self._budgets = BudgetTracker(budgets) if budgets else None
         # LangChain re-raises a callback's exception only from a handler with raise_error;
         # _never_raise lets nothing through but BudgetExceededError.

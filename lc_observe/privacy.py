@@ -50,6 +50,15 @@ _REDACTION_FAILED = "…[redaction failed]"
 #: A value whose plain JSON is this many times ``max_field_chars`` is bounded the careful
 #: way (cut while converting) instead of parsed back whole.
 _FAST_PATH_FACTOR = 4
+#: Public forms of values whose plain JSON is at most this long are remembered by that
+#: text (this many of them: at most ~16M characters).
+_CACHED_TEXT_CHARS = 8_192
+_CACHE_SIZE = 2_048
+_NUMBERS = frozenset({int, float, bool})
+#: Field texts (names, ids ...) up to this size have their public form remembered.
+_CACHED_STRING_CHARS = 1_000
+#: Strings longer than this are checked against the time budget one by one.
+_LONG_STRING = 1_000
 
 
 def json_text(value: Any) -> str:
@@ -91,6 +100,14 @@ class PrivacyStage:
         self.time_budget = time_budget
         self._deadline: float | None = None
         self._memo: dict[int, Any] = {}
+        self._texts: dict[int, str] = {}  # id of a public value of this batch -> its JSON
+        self._batch_values: dict[str, Any] = {}  # plain JSON -> public value, this batch
+        # Remembering results is only sound for a redactor whose verdicts depend on the
+        # value alone: ours (a function of the user's might count calls or keep state).
+        self._cache_ok = redact is None or self.redactor is not None
+        self._cache: dict[str, str] = {}
+        self._keys: dict[str, tuple[str, bool]] = {}  # key -> (public name, secret?)
+        self._strings: dict[str, str] = {}  # field text -> its public form (Redactor only)
 
     # -- records -------------------------------------------------------------------------------
 
@@ -98,13 +115,18 @@ class PrivacyStage:
         """The public form of every record of a batch (never raises).
 
         The batch's records keep their objects alive, so an object shared by several
-        records (LangChain hands a run's input to its first child) is converted once.
+        records (LangChain hands a run's input to its first child) is converted once, and
+        equal values within the batch become one public object: sinks treat records as
+        read-only (as OpenTelemetry exporters treat spans).
         """
         self._memo = {}
+        self._texts = {}
+        self._batch_values = {}
         try:
             return [(kind, self.record(kind, record)) for kind, record in items]
         finally:
-            self._memo = {}
+            self._memo = {}  # the texts stay until the next batch: the sinks read them
+            self._batch_values = {}
 
     def record(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
         """The public form of one record of type ``kind`` (span, running, branch, budget)."""
@@ -119,17 +141,20 @@ class PrivacyStage:
 
     def _span(self, record: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        scalar = self.scalar
         for key, value in record.items():
-            if key[:1] == "_":
+            if key[0] == "_":
                 continue
-            if key in _PAYLOADS:
+            if value is None or value.__class__ in _NUMBERS:  # most fields: as they are
+                out[key] = value
+            elif key in _PAYLOADS:
                 out[key] = self.value(value)
             elif key in _OWN:
-                out[key] = value if value is None or isinstance(value, str) else str(value)
+                out[key] = value if isinstance(value, str) else str(value)
             elif key == "error":
-                out[key] = None if value is None else self._error(value)
+                out[key] = self._error(value)
             else:
-                out[key] = self.scalar(value)
+                out[key] = scalar(value)
         if out.get("tags") is None:
             out["tags"] = []
         if out.get("metadata") is None:
@@ -182,7 +207,21 @@ class PrivacyStage:
             return None
         if not isinstance(value, str):
             value = str(value)
-        redacted = self._redacted(_clean_str(value, self.limits))
+        known = self._strings.get(value)  # names, ids and kinds repeat record after record
+        if known is not None:
+            return known
+        original = value
+        value = _clean_str(value, self.limits)
+        if self.redactor is not None:
+            if self._deadline is not None and time.perf_counter() > self._deadline:
+                return BUDGET_EXCEEDED
+            value = self.redactor.text(value)
+            if len(original) <= _CACHED_STRING_CHARS:
+                if len(self._strings) >= _CACHE_SIZE:
+                    self._strings.clear()
+                self._strings[original] = value
+            return value
+        redacted = self._redacted(value)
         return redacted if isinstance(redacted, str) else json_text(redacted)
 
     def value(self, value: Any) -> Any:
@@ -200,25 +239,79 @@ class PrivacyStage:
 
     def _value(self, value: Any) -> Any:
         limits = self.limits
-        data: Any = None
-        fast = False
         try:
             text = _encode_plain(value)
-            if len(text) <= limits.max_field_chars * _FAST_PATH_FACTOR:
-                data, fast = _loads(text), True
         except Exception:  # not plain data (or NaN, a lone surrogate ...): the careful way
-            fast = False
-        if not fast:
+            text = None
+        if text is None or len(text) > limits.max_field_chars * _FAST_PATH_FACTOR:
             return self._field_capped(self._redacted(to_jsonable(value, limits)))
-        data = self._bound_and_redact(data)
-        return self._field_capped(data)
+        # Equal values repeat across records (a node's state in its first step, metadata
+        # every child inherits): the public form of a short value's text is remembered,
+        # and parsed again for each use so no two records share mutable objects.
+        cacheable = len(text) <= _CACHED_TEXT_CHARS and self._cache_ok
+        if cacheable:
+            shared = self._batch_values.get(text)  # equal values in one batch: one object
+            if shared is not None:
+                return shared
+            known = self._cache.get(text)
+            if known is not None:
+                data = _loads(known)
+                self._texts[id(data)] = known
+                self._batch_values[text] = data
+                return data
+        if self._nothing_to_do(text):  # the common case: already public as it is
+            data = _loads(text)
+            self._texts[id(data)] = text
+            if cacheable:
+                self._remember(text, text)
+                self._batch_values[text] = data
+            return data
+        data = self._bound_and_redact(_loads(text))
+        if isinstance(data, (dict, list)):
+            public = json_text(data)
+            if len(public) > limits.max_field_chars:
+                data = self._field_capped(data)
+                public = json_text(data)
+        else:
+            public = json_text(data)
+        self._texts[id(data)] = public
+        if cacheable and BUDGET_EXCEEDED not in public:  # a verdict cut short: not kept
+            self._remember(text, public)
+            self._batch_values[text] = data
+        return data
+
+    def _remember(self, text: str, public: str) -> None:
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()  # simple and thread-safe; refills within a few traces
+        self._cache[text] = public
+
+    def _nothing_to_do(self, text: str) -> bool:
+        """Whether the plain JSON ``text`` of a value is provably public already: no
+        string, container or nesting can exceed the limits (a string is shorter than the
+        text, a container of n items has n - 1 commas, each level one bracket) and no
+        redaction rule can match (`Redactor.may_redact`)."""
+        limits, size = self.limits, len(text)
+        if size > limits.max_string_chars or size > limits.max_field_chars:
+            return False
+        if size > 2 * limits.max_items and text.count(",") >= limits.max_items:
+            return False  # (n items take 2n - 1 characters and n - 1 commas at least)
+        if text.count("{") + text.count("[") >= limits.max_depth:
+            return False
+        if self.redact is None:
+            return True
+        return self.redactor is not None and not self.redactor.may_redact(text)
+
+    def text_of(self, value: Any) -> str | None:
+        """The JSON text of a public value of the current batch, when the stage made it
+        (the SQLite sink stores it instead of encoding the value again)."""
+        return self._texts.get(id(value))
 
     def _bound_and_redact(self, data: Any) -> Any:
         """One walk: cut strings, containers and depth as `to_jsonable` does, redacting keys
         and strings on the way (with a `Redactor`; another function runs afterwards)."""
         if self.redactor is None:
-            return self._redacted(_Walk(self.limits, None, None).run(data))
-        return _Walk(self.limits, self.redactor, self._deadline).run(data)
+            return self._redacted(_Walk(self.limits, None, None, self._keys).run(data))
+        return _Walk(self.limits, self.redactor, self._deadline, self._keys).run(data)
 
     def _redacted(self, data: Any) -> Any:
         if self.redact is None:
@@ -242,59 +335,129 @@ class PrivacyStage:
 
 
 class _Walk:
-    """Bound (and, given a `Redactor`, redact) a JSON-safe value in one pass."""
+    """Bound (and, given a `Redactor`, redact) a JSON-safe value in one pass.
 
-    __slots__ = ("deadline", "max_chars", "max_depth", "max_items", "replacement", "secret", "text")
+    The hot loop of the writer: containers are walked by two small methods with the
+    common leaf types handled inline, keys' public names and verdicts come from a cache,
+    and the time budget is checked per container and per long string.
+    """
 
-    def __init__(self, limits: Limits, redactor: Redactor | None, deadline: float | None) -> None:
+    __slots__ = (
+        "deadline",
+        "keys",
+        "max_chars",
+        "max_depth",
+        "max_items",
+        "redactor",
+        "replacement",
+        "text",
+    )
+
+    def __init__(
+        self,
+        limits: Limits,
+        redactor: Redactor | None,
+        deadline: float | None,
+        keys: dict[str, tuple[str, bool]],
+    ) -> None:
         self.max_chars = limits.max_string_chars
         self.max_items = limits.max_items
         self.max_depth = limits.max_depth
+        self.redactor = redactor
         self.text = redactor.text if redactor is not None else None
-        self.secret = redactor.is_secret_key if redactor is not None else None
         self.replacement = redactor.replacement if redactor is not None else None
         self.deadline = deadline
+        self.keys = keys
 
     def run(self, value: Any) -> Any:
-        return self._walk(value, 0)
+        kind = type(value)
+        if kind is dict:
+            return self._dict(value, 0)
+        if kind is list:
+            return self._list(value, 0)
+        if kind is str:
+            return self._string(value)
+        return value
 
-    def _string(self, value: str, budget: bool = True) -> str:
+    def _late(self) -> bool:
+        return self.deadline is not None and time.perf_counter() > self.deadline
+
+    def _string(self, value: str) -> str:
         if len(value) > self.max_chars:
             cut = len(value) - self.max_chars
             value = f"{value[: self.max_chars]}…[truncated {cut} chars]"
         if self.text is None:
             return value
-        if budget and self.deadline is not None and time.perf_counter() > self.deadline:
+        if len(value) > _LONG_STRING and self._late():
             return BUDGET_EXCEEDED
         return self.text(value)
 
-    def _walk(self, value: Any, depth: int) -> Any:
-        kind = type(value)
-        if kind is str:
-            return self._string(value)
-        if kind is dict:
-            if depth >= self.max_depth:
-                return "…[max depth]"
-            out: dict[str, Any] = {}
-            secret = self.secret
-            for index, (key, item) in enumerate(value.items()):
-                if index >= self.max_items:
-                    out[f"…[truncated {len(value) - self.max_items} items]"] = None
-                    break
-                name = self._string(key, budget=False)  # keys stay distinct
-                if secret is not None and secret(key):
-                    out[name] = self.replacement
-                else:
-                    out[name] = self._walk(item, depth + 1)
-            return out
-        if kind is list:
-            if depth >= self.max_depth:
-                return "…[max depth]"
-            items = [self._walk(item, depth + 1) for item in value[: self.max_items]]
-            if len(value) > self.max_items:
-                items.append(f"…[truncated {len(value) - self.max_items} items]")
-            return items
-        return value
+    def _key(self, key: str) -> tuple[str, bool]:
+        name = key
+        if len(name) > self.max_chars:
+            name = f"{name[: self.max_chars]}…[truncated {len(key) - self.max_chars} chars]"
+        redactor = self.redactor
+        known = (
+            (name, False)
+            if redactor is None
+            else (
+                redactor.text(name),
+                redactor.is_secret_key(key),
+            )
+        )
+        if len(self.keys) < 10_000:
+            self.keys[key] = known
+        return known
+
+    def _dict(self, value: dict[str, Any], depth: int) -> Any:
+        if depth >= self.max_depth:
+            return "…[max depth]"
+        if self._late():
+            return BUDGET_EXCEEDED
+        out: dict[str, Any] = {}
+        keys, string, replacement = self.keys, self._string, self.replacement
+        count = 0
+        for key, item in value.items():
+            if count == self.max_items:
+                out[f"…[truncated {len(value) - self.max_items} items]"] = None
+                break
+            count += 1
+            known = keys.get(key)
+            name, secret = known if known is not None else self._key(key)
+            if secret:
+                out[name] = replacement
+                continue
+            kind = type(item)
+            if kind is str:
+                out[name] = string(item)
+            elif kind is dict:
+                out[name] = self._dict(item, depth + 1)
+            elif kind is list:
+                out[name] = self._list(item, depth + 1)
+            else:
+                out[name] = item
+        return out
+
+    def _list(self, value: list[Any], depth: int) -> Any:
+        if depth >= self.max_depth:
+            return "…[max depth]"
+        if self._late():
+            return BUDGET_EXCEEDED
+        out: list[Any] = []
+        append, string = out.append, self._string
+        for item in value[: self.max_items]:
+            kind = type(item)
+            if kind is str:
+                append(string(item))
+            elif kind is dict:
+                append(self._dict(item, depth + 1))
+            elif kind is list:
+                append(self._list(item, depth + 1))
+            else:
+                append(item)
+        if len(value) > self.max_items:
+            append(f"…[truncated {len(value) - self.max_items} items]")
+        return out
 
 
 def _ancestry(link: tuple) -> list[list[Any]]:

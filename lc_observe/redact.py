@@ -110,18 +110,42 @@ _PEM_BEGIN = "-----BEGIN "
 _PEM_HEADER = re.compile(r"-----BEGIN [A-Z0-9 ]{0,64}PRIVATE KEY-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,64}PRIVATE KEY-----")
 _PEM_GATE = "private key-----"
+#: Literals of the built-in rules (Basic, DSN, PEM, URL parameters, assignments in text).
 _BUILTIN_GATES = (
     "basic",
-    "=",
     "://",
     "-----begin ",
     "password",
     "passwd",
+    "pwd",
     "secret",
     "token",
     "api_key",
     "api-key",
     "apikey",
+    "key=",
+    "sig=",
+    "signature=",
+    "auth=",
+)
+#: Shorter literals standing for the ones they are part of (``pass`` for ``password`` ...).
+_SHORT_GATES = frozenset({"pass", "sig", "auth"})
+_SUBSUMED = frozenset(
+    {"password", "passwd", "passphrase", "sig=", "signature=", "auth=", "authorization"}
+)
+#: Every key the default key rule matches holds one of these (lower case) in its name.
+_KEY_GATES = (
+    "key",
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "authorization",
+    "cookie",
+    "credential",
+    "dsn",
 )
 
 #: Name parts of a dict key: ``aws_secret_access_key``, ``Private-Key``, ``HFToken``,
@@ -177,8 +201,37 @@ class Redactor:
             raise ValueError(f"invalid redaction pattern: {exc}") from None
         self.replacement = replacement
         self.time_budget = time_budget
+        # Literals a text must hold for any rule to match in it (None: cannot tell).
+        self._key_gates: tuple[str, ...] | None = None  # a key rule of the user's
+        if key_pattern is None:
+            self._key_gates = ()
+        elif key_pattern == DEFAULT_KEY_PATTERN:
+            self._key_gates = _KEY_GATES
+        # The shortest literals that imply all others (``key`` for ``api_key=`` ...), so
+        # `may_redact` scans a text as few times as it can.
+        gates = {*self._literals, *(self._key_gates or ()), *_SHORT_GATES} - _SUBSUMED
+        self._any_literals = tuple(
+            sorted(g for g in gates if not any(o != g and o in g for o in gates))
+        )
         self._key_cache: dict[str, bool] = {}
         self._text_cache: dict[str, str] = {}
+
+    def may_redact(self, text: str) -> bool:
+        """False only when no rule can match anywhere in ``text``: no string or key inside
+        it holds a literal some rule needs (and no rule of unknown literals is set).
+
+        ``text`` may be the JSON text of a value: JSON escapes only quotes, backslashes and
+        control characters, none of which is part of a literal, so a literal of a string
+        is a literal of its JSON text.  The verdict only lets a caller skip a walk that
+        would change nothing; redaction itself always walks the structure.
+        """
+        if self._ungated or self._key_gates is None:
+            return True
+        lowered = text.lower()
+        for literal in self._any_literals:  # noqa: SIM110 - a plain loop is cheaper than any()
+            if literal in lowered:
+                return True
+        return False
 
     # -- strings -------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from itertools import chain
 from typing import Any
@@ -119,28 +119,43 @@ def _bindable(value: Any) -> Any:
 _PLAIN = frozenset({str, float, type(None)})  # ints go through _bindable: 64-bit range
 
 
-def _payload(value: Any, limits: Limits, memo: dict[int, Any] | None) -> str | None:
+def _payload(
+    value: Any, limits: Limits, memo: dict[int, Any] | None, known: KnownText | None = None
+) -> str | None:
     """A public (JSON-safe) value as JSON text.  The privacy stage hands the same public
     object to every record that shared it (a run and its first child ...): ``memo`` (one
     batch, whose records keep the objects alive, so ids are not reused) encodes it once."""
     if value is None:
         return None
     if memo is None or not isinstance(value, (dict, list)):
-        return _text(value, limits)
+        return _text(value, limits, known)
     text = memo.get(id(value))
     if text is None:
-        text = memo[id(value)] = _text(value, limits)
+        text = memo[id(value)] = _text(value, limits, known)
     return text
 
 
-def _text(value: Any, limits: Limits) -> str:
+#: Gives the privacy stage's JSON text of a public value of the batch being written
+#: (`PrivacyStage.text_of`), or None.
+KnownText = Callable[[Any], "str | None"]
+
+
+def _text(value: Any, limits: Limits, known: KnownText | None = None) -> str:
+    text = known(value) if known is not None else None
+    if text is not None:
+        return text
     try:
         return json_text(value)
     except (TypeError, ValueError):  # not public data after all: still stored safely
         return dumps(value, limits)
 
 
-def span_row(record: dict[str, Any], limits: Limits, memo: dict[int, Any] | None = None) -> tuple:
+def span_row(
+    record: dict[str, Any],
+    limits: Limits,
+    memo: dict[int, Any] | None = None,
+    known: KnownText | None = None,
+) -> tuple:
     """The ``spans`` row of a public span record (`lc_observe.privacy`), in `SPAN_COLUMNS`
     order."""
     error = record["error"] or {}
@@ -153,10 +168,10 @@ def span_row(record: dict[str, Any], limits: Limits, memo: dict[int, Any] | None
     row["error_type"] = error.get("type")
     row["error_message"] = error.get("message")
     row["error_traceback"] = error.get("traceback")
-    row["inputs"] = _payload(record["inputs"], limits, memo)
-    row["outputs"] = _payload(record["outputs"], limits, memo)
-    row["tags"] = _payload(record["tags"] or [], limits, None)
-    row["metadata"] = _payload(record["metadata"] or {}, limits, memo)
+    row["inputs"] = _payload(record["inputs"], limits, memo, known)
+    row["outputs"] = _payload(record["outputs"], limits, memo, known)
+    row["tags"] = _payload(record["tags"] or [], limits, None, known)
+    row["metadata"] = _payload(record["metadata"] or {}, limits, memo, known)
     return tuple(map(row.get, _SPAN_COLS))
 
 
@@ -223,6 +238,9 @@ class SQLiteSink:
         self.limits = limits or Limits()
         self.redact = redact
         self._stage = PrivacyStage(self.limits, redact) if redact is not None else None
+        #: the JSON text the privacy stage made of a value (set by `ObsHandler`, or by this
+        #: sink's own stage): each value is encoded once
+        self.known_text: KnownText | None = self._stage.text_of if self._stage else None
         self.busy_timeout = busy_timeout
         self.max_retries = max_retries
         self.max_bytes = max_bytes
@@ -299,7 +317,7 @@ class SQLiteSink:
         memo: dict[int, Any] = {}
         for kind, record in batch:
             if kind in (RECORD_SPAN, RECORD_RUNNING):
-                row = span_row(record, limits, memo)
+                row = span_row(record, limits, memo, self.known_text)
                 final = kind == RECORD_SPAN
                 rows[_SPAN_SQL if final else _RUNNING_SPAN_SQL].append(row)
                 if record["parent_id"] is None:
