@@ -140,21 +140,20 @@ class PrivacyStage:
             return {key: None for key in record if not key.startswith("_")}
 
     def _span(self, record: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        scalar = self.scalar
-        for key, value in record.items():
-            if key[0] == "_":
+        # Most fields are None or numbers and stay as they are: copy all public fields at
+        # once, then convert the few that are not.
+        out = {key: value for key, value in record.items() if key[0] != "_"}
+        for key, value in out.items():
+            if value is None or value.__class__ in _NUMBERS:
                 continue
-            if value is None or value.__class__ in _NUMBERS:  # most fields: as they are
-                out[key] = value
-            elif key in _PAYLOADS:
+            if key in _PAYLOADS:
                 out[key] = self.value(value)
             elif key in _OWN:
                 out[key] = value if isinstance(value, str) else str(value)
             elif key == "error":
                 out[key] = self._error(value)
             else:
-                out[key] = scalar(value)
+                out[key] = self.scalar(value)
         if out.get("tags") is None:
             out["tags"] = []
         if out.get("metadata") is None:
