@@ -9,6 +9,7 @@
 from .budgets import Budget
 from .errors import (
     BudgetExceededError,
+    DatabaseLockedError,
     DatabaseNotFoundError,
     ForeignDatabaseError,
     LcObserveError,
@@ -28,6 +29,7 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "BudgetExceededError",
+    "DatabaseLockedError",
     "DatabaseNotFoundError",
     "ErrorInfo",
     "ForeignDatabaseError",

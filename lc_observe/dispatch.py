@@ -6,6 +6,11 @@ is ready or every ``schedule_delay`` seconds, and hands batches to each sink's
 ``export``.  ``flush`` waits until everything submitted before it was handled;
 an ``atexit`` hook flushes every live dispatcher so a script that never calls
 ``flush()`` still loses nothing.
+
+Process lifecycle (one place for all of it): the exit flush also runs on SIGTERM (then
+the process ends by the signal) and from multiprocessing's finalizers in child processes;
+``os.register_at_fork`` gives a forked child empty queues.  Whatever an exit flush cannot
+write in time is counted and logged once.
 """
 
 from __future__ import annotations
@@ -34,7 +39,12 @@ _FLUSH = "__flush__"  # queue marker type, never handed to a sink
 
 
 class Sink(Protocol):
-    """Where batches of records go.  Runs on the worker thread only."""
+    """Where batches of records go.  Runs on the worker thread only.
+
+    An `ObsHandler`'s sinks receive public records (`lc_observe.privacy`): JSON-safe,
+    bounded, redacted, without the handler's private keys; records of one batch may share
+    values, so a sink treats them as read-only.
+    """
 
     def export(self, batch: Sequence[Item]) -> int:
         """Persist a batch; return how many items were persisted (the rest count as failed)."""

@@ -134,7 +134,8 @@ class ObsHandler(BaseCallbackHandler):
         session_id: likewise; otherwise taken from run metadata ``session_id``/``thread_id``.
         tags: added to every span's tags.
         metadata: merged under every span's metadata (the run's own keys win).
-        sinks: extra sinks that receive every batch after the SQLite sink.
+        sinks: extra sinks that receive every batch after the SQLite sink, as public
+            records (`lc_observe.privacy`: JSON-safe, bounded, redacted; read-only).
         limits: serialization limits (string length, items, depth, field size).
         max_queue: records held in memory at most before new ones are dropped (and counted).
         batch_size: records written per transaction.
@@ -159,8 +160,9 @@ class ObsHandler(BaseCallbackHandler):
             ``{"my-model": {"input": 1.0, "output": 2.0}}`` (optional keys ``cached_input``,
             ``cache_write``, ``reasoning``), or a `PriceTable`.  Models the table does not
             know get ``cost_usd=None`` (logged once), never a made-up 0.
-        handle_sigterm: when SIGTERM has its default action, turn it into ``sys.exit`` so
-            pending records are flushed before the process ends (exit status unchanged).
+        handle_sigterm: when SIGTERM has its default action, flush pending records (within
+            ``exit_timeout``) before the process ends by the signal, as it would have
+            (see ``docs/reliability.md`` for the trade-off).
         langsmith: mirror every run to LangSmith (see ``docs/langsmith.md``): ``True`` for a
             client configured from LangSmith's environment variables (``LANGSMITH_API_KEY``,
             ``LANGSMITH_ENDPOINT`` ..., legacy ``LANGCHAIN_*``), or a ``langsmith.Client``.
