@@ -438,3 +438,33 @@ def test_a_network_sink_in_sinks_gets_its_own_thread(tmp_path: Path) -> None:
         start = time.perf_counter()
         obs.close(timeout=0.5)
         assert time.perf_counter() - start < 1.0
+
+
+def test_push_records_what_it_sent_behind_a_long_write_lock(tmp_path: Path) -> None:
+    """Another process's write lock (1.5 s) outlasts the busy timeout (0.2 s): recording
+    the push retries instead of dying with "database is locked"."""
+    import threading
+
+    db = tmp_path / "offline.db"
+    trace_ids = record_offline(db)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(1.5)
+        conn.execute("COMMIT")
+        conn.close()
+
+    with FakeLangSmith() as server, langsmith_client(server.url) as client:
+        TraceStore(db).close()  # migrated already: the lock meets the push's own write
+        push_traces(db, client=client, project_name=PROJECT, trace_id=trace_ids[0])
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert locked.wait(10)
+        result = push_traces(db, client=client, project_name=PROJECT, busy_timeout=0.2)
+        holder.join()
+    assert sorted(result.pushed + result.skipped) == sorted(trace_ids) and not result.failed
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM pushes").fetchone()[0] == len(trace_ids)
