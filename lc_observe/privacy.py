@@ -143,8 +143,15 @@ class PrivacyStage:
         # Most fields are None or numbers and stay as they are: copy all public fields at
         # once, then convert the few that are not.
         out = {key: value for key, value in record.items() if key[0] != "_"}
+        strings = self._strings
         for key, value in out.items():
-            if value is None or value.__class__ in _NUMBERS:
+            kind = value.__class__
+            if kind is str:  # names, ids, models: public forms remembered (see `text`)
+                if key not in _OWN:
+                    known = strings.get(value)
+                    out[key] = known if known is not None else self.text(value)
+                continue
+            if value is None or kind in _NUMBERS:
                 continue
             if key in _PAYLOADS:
                 out[key] = self.value(value)
