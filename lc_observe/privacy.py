@@ -51,9 +51,9 @@ _REDACTION_FAILED = "…[redaction failed]"
 #: way (cut while converting) instead of parsed back whole.
 _FAST_PATH_FACTOR = 4
 #: Public forms of values whose plain JSON is at most this long are remembered by that
-#: text (this many of them: at most ~16M characters).
+#: text (this many of them: at most ~8M characters, a few hundred KB for typical values).
 _CACHED_TEXT_CHARS = 8_192
-_CACHE_SIZE = 2_048
+_CACHE_SIZE = 512
 _NUMBERS = frozenset({int, float, bool})
 #: Field texts (names, ids ...) up to this size have their public form remembered.
 _CACHED_STRING_CHARS = 1_000

@@ -165,7 +165,7 @@ def key_words(key: str) -> str:
 #: Strings up to this size have their redacted form remembered (they repeat a lot: a
 #: graph's state in a node and its first step, metadata inherited by every child).
 _CACHED_CHARS = 4_096
-_CACHE_SIZE = 4_096
+_CACHE_SIZE = 1_024  # at most ~4M characters
 
 
 class Redactor:

@@ -156,7 +156,7 @@ def test_string_verdicts_are_remembered_within_a_bound() -> None:
         assert redactor.text("nothing to hide") == "nothing to hide"
     for i in range(10_000):
         redactor.text(f"n={i}")
-    assert len(redactor._text_cache) <= 4_096
+    assert len(redactor._text_cache) <= 1_024
 
 
 # -- one privacy stage before every sink -------------------------------------------------------
