@@ -6,14 +6,15 @@ messages, documents, an ``LLMResult``, LangGraph metadata, usage fields; two bra
 per trace) are written in batches of 1, 10, 100, 1k and 10k records, each measurement into
 a fresh database file.  Configurations, interleaved, medians over repeats:
 
-- ``sink.export``: `SQLiteSink.export(batch)` as `ObsHandler` builds the sink (default
-  limits, default redaction): serialization + SQL, one transaction per batch;
+- ``sink.export``: the privacy stage then `SQLiteSink.export(batch)`, as `ObsHandler` runs
+  them (default limits, default redaction): serialization + redaction + SQL, one
+  transaction per batch;
 - ``sink.export (no redact)``: the same with ``redact=None``;
 - ``sink SQL only``: the sink's own statements (multi-row ``INSERT``) on rows converted
   beforehand, in the sink's transaction;
 - ``raw executemany``: the floor: the same precomputed rows (`span_row`, `trace_row`,
   `branch_row`) with one ``executemany`` per table in one ``BEGIN``/``COMMIT`` per batch;
-- ``serialization only``: the sink's row conversion alone (no database).
+- ``serialization only``: the privacy stage and the sink's row conversion (no database).
 
 Target (issue 9): ``sink.export`` >= 0.7x the spans/s of ``raw executemany``.
 
@@ -41,6 +42,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.prompt_values import ChatPromptValue
 
+from lc_observe.privacy import PrivacyStage
 from lc_observe.records import RECORD_BRANCH, RECORD_SPAN, new_span_record
 from lc_observe.redact import make_redactor
 from lc_observe.schema import BRANCH_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, configure
@@ -245,7 +247,7 @@ class Workspace:
         return os.path.join(self._dir.name, f"ingest-{self._n}.db")
 
     def new_sink(self, redact: bool) -> SQLiteSink:
-        sink = SQLiteSink(self.new_path(), limits=Limits(), redact=make_redactor(redact))
+        sink = SQLiteSink(self.new_path(), limits=Limits())
         if not sink.open():
             raise RuntimeError("could not open the sink's database")
         return sink
@@ -260,11 +262,17 @@ def _discard(path: str) -> None:
             os.remove(path + suffix)
 
 
+def stage(redact: bool) -> PrivacyStage:
+    """The privacy stage `ObsHandler` runs before its sinks (default limits)."""
+    return PrivacyStage(Limits(), make_redactor(redact))
+
+
 def run_export(ws: Workspace, batches: list[list[Item]], redact: bool) -> float:
     sink = ws.new_sink(redact)
+    public = stage(redact).batch
     start = time.perf_counter()
     for batch in batches:
-        if sink.export(batch) != len(batch):
+        if sink.export(public(batch)) != len(batch):
             raise RuntimeError("the sink failed to write a batch")
     elapsed = time.perf_counter() - start
     sink.close()
@@ -274,8 +282,9 @@ def run_export(ws: Workspace, batches: list[list[Item]], redact: bool) -> float:
 
 def precompute(batches: list[list[Item]]) -> list[dict[str, list[tuple]]]:
     """The sink's own rows per statement for every batch (private API, on purpose)."""
-    sink = SQLiteSink(":memory:", limits=Limits(), redact=make_redactor(True))
-    return [sink._rows(batch) for batch in batches]
+    sink = SQLiteSink(":memory:", limits=Limits())
+    public = stage(True).batch
+    return [sink._rows(public(batch)) for batch in batches]
 
 
 def run_sql_only(ws: Workspace, prepared: list[dict[str, list[tuple]]]) -> float:
@@ -306,18 +315,18 @@ _RAW_BRANCHES = f"INSERT INTO branch_events ({', '.join(_BRANCH_COLS)}) VALUES "
 
 def raw_rows(batches: list[list[Item]]) -> list[tuple[list[tuple], list[tuple], list[tuple]]]:
     """Rows for the floor, converted with the sink's public row functions."""
-    limits, redact = Limits(), make_redactor(True)
+    limits, public = Limits(), stage(True).batch
     prepared = []
     for batch in batches:
         spans, traces, branches = [], [], []
-        for kind, record in batch:
+        for kind, record in public(batch):
             if kind == RECORD_SPAN:
-                row = span_row(record, limits, redact)
+                row = span_row(record, limits)
                 spans.append(row)
                 if record["parent_id"] is None:
                     traces.append(trace_row(record, row))
             else:
-                branches.append(branch_row(record, limits, redact))
+                branches.append(branch_row(record, limits))
         prepared.append((spans, traces, branches))
     return prepared
 
@@ -344,10 +353,11 @@ def run_raw(ws: Workspace, prepared: list[tuple[list[tuple], list[tuple], list[t
 
 
 def run_serialization(batches: list[list[Item]]) -> float:
-    sink = SQLiteSink(":memory:", limits=Limits(), redact=make_redactor(True))
+    sink = SQLiteSink(":memory:", limits=Limits())
+    public = stage(True).batch
     start = time.perf_counter()
     for batch in batches:
-        sink._rows(batch)
+        sink._rows(public(batch))
     return time.perf_counter() - start
 
 
@@ -371,7 +381,7 @@ def flush_queued(ws: Workspace, items: list[Item], spans: int = 10_000) -> tuple
 
 
 def profile_export(items: list[Item], spans: int) -> None:
-    """cProfile `SQLiteSink.export` (as ObsHandler configures it) over batches of 1k."""
+    """cProfile the privacy stage + `SQLiteSink.export` (as ObsHandler runs them), 1k batches."""
     import cProfile
     import pstats
 
@@ -380,11 +390,12 @@ def profile_export(items: list[Item], spans: int) -> None:
     ws = Workspace()
     try:
         sink = ws.new_sink(True)
+        public = stage(True).batch
         batches = [items[i : i + 1_000] for i in range(0, len(items), 1_000)]
         profiler = cProfile.Profile()
         profiler.enable()
         for batch in batches:
-            sink.export(batch)
+            sink.export(public(batch))
         profiler.disable()
         sink.close()
     finally:

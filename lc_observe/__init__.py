@@ -11,6 +11,7 @@ from .analysis.anomalies import AnomalyConfig
 from .budgets import Budget
 from .errors import (
     BudgetExceededError,
+    DatabaseLockedError,
     DatabaseNotFoundError,
     ForeignDatabaseError,
     LcObserveError,
@@ -45,6 +46,7 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "BudgetExceededError",
+    "DatabaseLockedError",
     "DatabaseNotFoundError",
     "ErrorInfo",
     "ForeignDatabaseError",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -436,7 +437,7 @@ def parse_age(text: str) -> timedelta:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    with TraceStore(args.db) as store:
+    with TraceStore(args.db, busy_timeout=args.busy_timeout) as store:
         deleted = store.purge(parse_age(args.older_than), vacuum=args.vacuum)
     if args.json:
         _print_json({"deleted_traces": deleted})
@@ -466,6 +467,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         since=_since(args.since),
         trace_id=trace_id,
         force=args.force,
+        busy_timeout=args.busy_timeout,
     )
     if args.json:
         _print_json(result.__dict__)
@@ -520,6 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--db", default=_default_db(), help="SQLite file (default %(default)s)"
         )
         command.add_argument("--json", action="store_true", help="print JSON instead of text")
+        command.add_argument(
+            "--busy-timeout",
+            type=float,
+            default=10.0,
+            metavar="SECONDS",
+            help="how long each write waits for another writer's lock before it retries "
+            "(default %(default)s)",
+        )
         return command
 
     add("demo", "run the demo LangGraph agent (fake model), trace it and print the trees")
@@ -639,6 +649,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except LcObserveError as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:  # one line, never a traceback
+        print(f"lc-observe: SQLite error on {args.db}: {exc}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, ImportError) as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)

@@ -6,11 +6,17 @@ is ready or every ``schedule_delay`` seconds, and hands batches to each sink's
 ``export``.  ``flush`` waits until everything submitted before it was handled;
 an ``atexit`` hook flushes every live dispatcher so a script that never calls
 ``flush()`` still loses nothing.
+
+Process lifecycle (one place for all of it): the exit flush also runs on SIGTERM (then
+the process ends by the signal) and from multiprocessing's finalizers in child processes;
+``os.register_at_fork`` gives a forked child empty queues.  Whatever an exit flush cannot
+write in time is counted and logged once.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import os
@@ -33,7 +39,12 @@ _FLUSH = "__flush__"  # queue marker type, never handed to a sink
 
 
 class Sink(Protocol):
-    """Where batches of records go.  Runs on the worker thread only."""
+    """Where batches of records go.  Runs on the worker thread only.
+
+    An `ObsHandler`'s sinks receive public records (`lc_observe.privacy`): JSON-safe,
+    bounded, redacted, without the handler's private keys; records of one batch may share
+    values, so a sink treats them as read-only.
+    """
 
     def export(self, batch: Sequence[Item]) -> int:
         """Persist a batch; return how many items were persisted (the rest count as failed)."""
@@ -54,6 +65,7 @@ class DispatchStats:
     failed: int = 0
     queued: int = 0
     in_flight: int = 0  # records of the batch the worker is exporting right now
+    lost: int = 0  # still unwritten when close or the exit flush ran out of time
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -61,31 +73,52 @@ class DispatchStats:
 
 _live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 _serials = itertools.count()
+_exiting = False  # the exit flush is running (atexit, SIGTERM or a multiprocessing finalizer)
+_sigterm_during_exit = False  # a SIGTERM arrived meanwhile: honour it once the flush is done
 
 
-def _flush_all_at_exit() -> None:
+def flush_all_at_exit() -> None:
+    """Flush and close every live dispatcher, each within its ``exit_timeout``; once per process.
+
+    Runs from ``atexit``, from the SIGTERM hook and from multiprocessing's finalizers (which
+    run in children that end with ``os._exit``, where ``atexit`` never does).  What cannot
+    be written in time is counted and logged (see `Dispatcher.close`).
+    """
+    global _exiting
+    if _exiting:
+        return
+    _exiting = True
     # Newest first: a handler creates its network mirrors' dispatchers before the one that
     # feeds them, so what the local writer flushes at exit still reaches the mirrors.
     for dispatcher in sorted(_live, key=lambda d: d._serial, reverse=True):
         try:
             for hook in dispatcher.before_exit:
                 hook()
-            dispatcher.close(timeout=dispatcher.exit_timeout)
+            dispatcher.close(timeout=dispatcher.exit_timeout, at_exit=True)
         except Exception:  # pragma: no cover - never fail interpreter shutdown
             logger.exception("lc_observe: flush at exit failed")
 
 
-atexit.register(_flush_all_at_exit)
+def _exit_hook() -> None:
+    flush_all_at_exit()
+    if _sigterm_during_exit:  # the flush was not aborted; now end as the SIGTERM asked
+        _die_by(signal.SIGTERM)
+
+
+atexit.register(_exit_hook)
 
 _sigterm_installed = False
 
 
 def install_sigterm_exit() -> bool:
-    """Make SIGTERM exit through ``sys.exit`` so the ``atexit`` flush runs.
+    """On SIGTERM, flush every handler (bounded by its ``exit_timeout``), then end the
+    process as SIGTERM's default action does (killed by the signal), even while other
+    non-daemon threads are busy.
 
     Only when SIGTERM still has its default action (nobody else handles it) and only from
-    the main thread.  The exit status stays 128 + SIGTERM, as for a default kill, and a
-    second SIGTERM kills at once.  Returns True when the handler is (already) installed.
+    the main thread.  A SIGTERM that arrives while the exit flush runs (at normal exit or
+    after a first SIGTERM) never aborts it: the process ends by that signal once the flush
+    is done.  Returns True when the hook is (already) installed.
     """
     global _sigterm_installed
     if _sigterm_installed:
@@ -103,8 +136,82 @@ def install_sigterm_exit() -> bool:
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    sys.exit(128 + signum)
+    global _sigterm_during_exit
+    if _exiting:  # the exit flush is running (it is bounded): let it finish
+        _sigterm_during_exit = True
+        return
+    try:
+        flush_all_at_exit()
+    finally:
+        _die_by(signum)
+
+
+def _die_by(signum: int) -> None:
+    """End the process now, killed by ``signum`` (its default action), whatever other
+    threads are doing; ``os._exit`` if the signal somehow does not end it."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken stream
+            stream.flush()
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    finally:
+        os._exit(128 + signum)
+
+
+# -- processes: fork and multiprocessing ---------------------------------------------------------
+
+_mp_hooked_pid: int | None = None
+
+
+class _AfterForkToken:
+    """A weakref-able key for ``multiprocessing.util.register_after_fork``."""
+
+
+_after_fork_token = _AfterForkToken()
+
+
+def _hook_multiprocessing(_: object = None) -> None:
+    """Flush at the end of a multiprocessing child: register a ``multiprocessing.util``
+    finalizer, which ``Process._bootstrap`` runs before ``os._exit`` (fork, forkserver,
+    spawn, ``Pool`` and ``ProcessPoolExecutor`` workers alike).  Once per process; a child
+    started by fork registers again after multiprocessing cleared the inherited finalizers.
+    """
+    global _mp_hooked_pid
+    if _mp_hooked_pid == os.getpid():
+        return
+    _mp_hooked_pid = os.getpid()
+    try:
+        from multiprocessing import util
+    except ImportError:  # pragma: no cover - a stripped-down interpreter
+        return
+    util.Finalize(None, flush_all_at_exit, exitpriority=100)
+    util.register_after_fork(_after_fork_token, _rehook_after_fork)
+
+
+def _rehook_after_fork(_: object) -> None:
+    global _mp_hooked_pid
+    _mp_hooked_pid = None
+    _hook_multiprocessing()
+
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork`` hook: a forked child starts with empty queues.
+
+    What the parent had queued is the parent's to write (written here too, it would be
+    stored twice); its worker threads do not exist here; its locks may be held forever.
+    """
+    global _exiting, _sigterm_during_exit, _mp_hooked_pid
+    _exiting = _sigterm_during_exit = False
+    _mp_hooked_pid = None
+    for dispatcher in list(_live):
+        dispatcher._reset_after_fork()
+    if _live:
+        _hook_multiprocessing()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Dispatcher:
@@ -145,6 +252,10 @@ class Dispatcher:
         self.name = name
         self._serial = next(_serials)
         self.before_exit: list[Callable[[], None]] = []
+        #: called in a forked child, after this dispatcher dropped the parent's queue
+        self.after_fork: list[Callable[[], None]] = []
+        #: turns each batch into what the sinks receive (the privacy stage), on the worker
+        self.prepare: Callable[[list[Item]], list[Item]] | None = None
         self._queue: deque[Item] = deque()
         self._wake = threading.Event()
         self._count_lock = threading.Lock()
@@ -155,11 +266,12 @@ class Dispatcher:
         self._dropped = 0
         self._written = 0
         self._failed = 0
+        self._lost = 0
         self._closed = False
         self._drop_logged = False
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
         _live.add(self)
+        _hook_multiprocessing()
 
     # -- callback side -------------------------------------------------------------------------
 
@@ -181,7 +293,7 @@ class Dispatcher:
         with self._count_lock:
             self._enqueued += 1
         self._queue.append((kind, record))
-        if self._thread is None or self._pid != os.getpid():  # read after the append: see _retire
+        if self._thread is None:  # read after the append: see _retire
             self._start_worker()
         if len(self._queue) >= self.batch_size:
             self._wake.set()
@@ -203,12 +315,20 @@ class Dispatcher:
         self._wake.set()
         return marker.wait(timeout)
 
-    def close(self, timeout: float | None = None) -> bool:
-        """Flush (within ``timeout``), stop the worker and close the sinks.  Idempotent."""
+    def close(
+        self, timeout: float | None = None, *, at_exit: bool = False, report: bool = True
+    ) -> bool:
+        """Flush (within ``timeout``), stop the worker and close the sinks.  Idempotent.
+
+        Records still unwritten when ``timeout`` runs out are counted (``stats().lost``)
+        and, unless ``report`` is False, logged once with what to do about it.
+        """
         if self._closed:
             return True
         flushed = self.flush(timeout)
         self._closed = True
+        if not flushed:
+            self._count_lost(timeout, at_exit, report)
         self._wake.set()
         thread = self._thread
         # A worker that could not flush in time is stuck in a sink: waiting more only delays.
@@ -228,17 +348,52 @@ class Dispatcher:
             failed=self._failed,
             queued=sum(1 for kind, _ in list(self._queue) if kind is not _FLUSH),
             in_flight=self._in_flight,
+            lost=self._lost,
         )
+
+    def _count_lost(self, timeout: float | None, at_exit: bool, report: bool) -> None:
+        """Count (and log once) what a close that ran out of time leaves unwritten."""
+        left = self.stats()
+        lost = left.queued + left.in_flight
+        self._lost += lost
+        if not report or lost == 0:
+            return
+        when = "at exit" if at_exit else "by close()"
+        fix = "ObsHandler(exit_timeout=...)" if at_exit else "close(timeout=...)"
+        logger.warning(
+            "lc_observe: %d records were not written %s: the %s thread ran out of its %.1f s. "
+            "They are lost. Give it more time (a larger %s) or call handler.flush() before "
+            "the program ends.",
+            lost,
+            when,
+            self.name,
+            timeout or 0.0,
+            fix,
+        )
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's queue, worker, locks and counters."""
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._count_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread = None
+        self._busy = False
+        self._in_flight = 0
+        self._enqueued = self._dropped = self._written = self._failed = self._lost = 0
+        self._drop_logged = False
+        for hook in self.after_fork:
+            try:
+                hook()
+            except Exception:  # pragma: no cover - never break the child
+                logger.exception("lc_observe: resetting after fork failed")
 
     # -- worker --------------------------------------------------------------------------------
 
     def _start_worker(self) -> None:
         with self._start_lock:
-            alive = self._thread is not None and self._thread.is_alive()
-            if alive and self._pid == os.getpid():
+            if self._thread is not None and self._thread.is_alive():
                 return
-            if self._pid != os.getpid():  # forked: the parent's thread does not exist here
-                self._pid = os.getpid()
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
 
@@ -297,6 +452,14 @@ class Dispatcher:
                 marker.set()
 
     def _export(self, batch: list[Item]) -> None:
+        if self.prepare is not None:
+            try:
+                batch = self.prepare(batch)
+            except Exception:  # pragma: no cover - the stage never raises per record
+                logger.exception("lc_observe: preparing a batch failed; it is not written")
+                with self._count_lock:
+                    self._failed += len(batch)
+                return
         written = 0
         for index, sink in enumerate(self.sinks):
             try:

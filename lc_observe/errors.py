@@ -25,6 +25,10 @@ class ForeignDatabaseError(StoreError):
     """The file exists but is not an lc_observe database."""
 
 
+class DatabaseLockedError(StoreError):
+    """The database stayed locked by another writer through every retry."""
+
+
 class SchemaVersionError(StoreError):
     """The database was written by a newer lc_observe than this one."""
 

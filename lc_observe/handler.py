@@ -30,6 +30,7 @@ from .errors import BudgetExceededError
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
 from .mirrors import build_mirrors
 from .pricing import PriceTable
+from .privacy import PrivacyStage
 from .records import (
     BUDGET_FIELDS,
     RECORD_BRANCH,
@@ -163,7 +164,8 @@ class ObsHandler(BaseCallbackHandler):
         session_id: likewise; otherwise taken from run metadata ``session_id``/``thread_id``.
         tags: added to every span's tags.
         metadata: merged under every span's metadata (the run's own keys win).
-        sinks: extra sinks that receive every batch after the SQLite sink.
+        sinks: extra sinks that receive every batch after the SQLite sink, as public
+            records (`lc_observe.privacy`: JSON-safe, bounded, redacted; read-only).
         limits: serialization limits (string length, items, depth, field size).
         max_queue: records held in memory at most before new ones are dropped (and counted).
         batch_size: records written per transaction.
@@ -190,8 +192,9 @@ class ObsHandler(BaseCallbackHandler):
             ``{"my-model": {"input": 1.0, "output": 2.0}}`` (optional keys ``cached_input``,
             ``cache_write``, ``reasoning``), or a `PriceTable`.  Models the table does not
             know get ``cost_usd=None`` (logged once), never a made-up 0.
-        handle_sigterm: when SIGTERM has its default action, turn it into ``sys.exit`` so
-            pending records are flushed before the process ends (exit status unchanged).
+        handle_sigterm: when SIGTERM has its default action, flush pending records (within
+            ``exit_timeout``) before the process ends by the signal, as it would have
+            (see ``docs/reliability.md`` for the trade-off).
         langsmith: mirror every run to LangSmith (see ``docs/langsmith.md``): ``True`` for a
             client configured from LangSmith's environment variables (``LANGSMITH_API_KEY``,
             ``LANGSMITH_ENDPOINT`` ..., legacy ``LANGCHAIN_*``), or a ``langsmith.Client``.
@@ -278,9 +281,7 @@ class ObsHandler(BaseCallbackHandler):
         self.hide_outputs = hide_outputs
         all_sinks: list[Sink] = []
         if self.db_path is not None:
-            sqlite_sink = SQLiteSink(
-                self.db_path, limits=self.limits, redact=self.redact, max_bytes=max_db_bytes
-            )
+            sqlite_sink = SQLiteSink(self.db_path, limits=self.limits, max_bytes=max_db_bytes)
             sqlite_sink.open()  # create the schema now, not on the app's first busy seconds
             all_sinks.append(sqlite_sink)
         all_sinks.extend(sink for sink in sinks if not isinstance(sink, NetworkSink))
@@ -292,7 +293,6 @@ class ObsHandler(BaseCallbackHandler):
             otlp_exporter=otlp_exporter,
             network_sinks=[sink for sink in sinks if isinstance(sink, NetworkSink)],
             limits=self.limits,
-            redact=self.redact,
             max_queue=max_queue,
             timeout=network_timeout,
         )
@@ -322,6 +322,11 @@ class ObsHandler(BaseCallbackHandler):
             schedule_delay=schedule_delay,
             exit_timeout=exit_timeout,
         )
+        # Every sink receives only public records: serialized, bounded, redacted, once.
+        privacy = PrivacyStage(self.limits, self.redact)
+        self._dispatcher.prepare = privacy.batch
+        if self.db_path is not None:
+            sqlite_sink.known_text = privacy.text_of  # stores the stage's JSON as it is
         self._budgets = BudgetTracker(budgets) if budgets else None
         # LangChain re-raises a callback's exception only from a handler with raise_error;
         # _never_raise lets nothing through but BudgetExceededError.
@@ -342,6 +347,7 @@ class ObsHandler(BaseCallbackHandler):
         self._abandoned = 0
         self._sampled_out = 0
         self._dispatcher.before_exit.append(self._submit_open_runs)
+        self._dispatcher.after_fork.append(self._forget_open_runs)
         if handle_sigterm:
             install_sigterm_exit()
         self._ended: OrderedDict[int, str] = OrderedDict()  # recently ended run -> trace_id
@@ -592,6 +598,12 @@ class ObsHandler(BaseCallbackHandler):
         for record in list(self._runs.values()):
             if record["_sampled"]:
                 self._dispatcher.submit(RECORD_RUNNING, dict(record))
+
+    def _forget_open_runs(self) -> None:
+        """In a forked child: the parent's open runs are the parent's to finish and write."""
+        self._runs.clear()
+        self._ended.clear()
+        self._rollup_lock = threading.Lock()
 
     def _end(
         self,

@@ -9,7 +9,7 @@ application nor the local SQLite writer ever waits for the network.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .serialize import Limits
@@ -27,11 +27,13 @@ def build_mirrors(
     otlp_exporter: Any = None,
     network_sinks: Sequence[NetworkSink] = (),
     limits: Limits | None = None,
-    redact: Callable[[Any], Any] | None = None,
     max_queue: int = 100_000,
     timeout: float = 5.0,
 ) -> list[ForwardingSink]:
     """The handler's network sinks, each behind its own queue (see module docstring).
+
+    They receive the handler's public records (`lc_observe.privacy`): already bounded and
+    redacted, so they redact nothing themselves.
 
     Args:
         langsmith: ``True`` (a client from LangSmith's environment variables), a
@@ -41,7 +43,6 @@ def build_mirrors(
         otlp_exporter: an OpenTelemetry ``SpanExporter`` (instead of an endpoint).
         network_sinks: network sinks built by the caller.
         limits: serialization limits.
-        redact: redaction applied before anything leaves the process.
         max_queue: records each mirror holds at most while the network is slow.
         timeout: seconds a flush, close or exit waits for each mirror at most.
     """
@@ -51,9 +52,7 @@ def build_mirrors(
 
         client = None if langsmith is True else langsmith
         sinks.append(
-            LangSmithSink(
-                client, project_name=project_name, limits=limits, redact=redact, timeout=timeout
-            )
+            LangSmithSink(client, project_name=project_name, limits=limits, timeout=timeout)
         )
     if otlp_endpoint is not None or otlp_exporter is not None:
         from .sinks.otlp import OtlpSink
@@ -67,7 +66,6 @@ def build_mirrors(
                 otlp_exporter,
                 endpoint=otlp_endpoint,
                 limits=otlp_limits,
-                redact=redact,
                 timeout=timeout,
             )
         )

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .locking import retry_locked
 from .schema import configure, ensure_schema
 from .sinks.langsmith import LangSmithSink
 from .sinks.network import RetryPolicy
@@ -54,6 +55,7 @@ def push_traces(
     trace_id: str | None = None,
     force: bool = False,
     retry: RetryPolicy | None = None,
+    busy_timeout: float = 10.0,
 ) -> PushResult:
     """Upload finished traces from ``db_path`` to LangSmith; returns what happened.
 
@@ -65,11 +67,13 @@ def push_traces(
         trace_id: only this trace.
         force: push traces again even if they were pushed to this destination before.
         retry: retry policy per request.
+        busy_timeout: seconds each write to ``db_path`` waits for another writer's lock
+            before it is retried (bounded: `lc_observe.locking`).
     """
     path = os.fspath(db_path)
     sink = LangSmithSink(client, project_name=project_name, retry=retry)
     result = PushResult(destination_of(sink))
-    with _writable(path) as conn, TraceStore(path) as store:
+    with _writable(path, busy_timeout) as conn, TraceStore(path) as store:
         done = {
             row[0]
             for row in conn.execute(
@@ -101,24 +105,35 @@ def _send(
         result.failed.extend(ids)
         return
     now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    with conn:
-        conn.executemany(
-            "INSERT OR REPLACE INTO pushes (trace_id, destination, pushed_at, spans) "
-            "VALUES (?, ?, ?, ?)",
-            [(t.trace_id, result.destination, now, len(t.spans)) for t in traces],
-        )
+    rows = [(t.trace_id, result.destination, now, len(t.spans)) for t in traces]
+
+    def record() -> None:
+        with conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO pushes (trace_id, destination, pushed_at, spans) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+    retry_locked(record, path=_path_of(conn), what="recording the push")
     result.pushed.extend(ids)
     result.runs += sum(len(t.spans) for t in traces)
 
 
 @contextmanager
-def _writable(path: str) -> Iterator[sqlite3.Connection]:
+def _writable(path: str, busy_timeout: float = 10.0) -> Iterator[sqlite3.Connection]:
     """A write connection to the database, migrated to the current schema."""
-    TraceStore(path).close()  # the same clear errors as every read (missing, foreign file)
-    conn = sqlite3.connect(path)
+    TraceStore(path, busy_timeout=busy_timeout).close()  # the clear errors of every read
+    conn = sqlite3.connect(path, timeout=busy_timeout)
     try:
-        configure(conn)
-        ensure_schema(sqlite_utils.Database(conn), path)
+        configure(conn, int(busy_timeout * 1000))
+        db = sqlite_utils.Database(conn)
+        retry_locked(lambda: ensure_schema(db, path), path=path, what="the migration")
         yield conn
     finally:
         conn.close()
+
+
+def _path_of(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return row[2] if row else "the database"

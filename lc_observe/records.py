@@ -37,6 +37,12 @@ key                   value
 ===================== =====================================================================
 
 A *branch event record* is a dict with the keys of ``BRANCH_FIELDS``.
+
+Keys starting with ``_`` are the handler's bookkeeping.  Sinks never see them: the privacy
+stage (`lc_observe.privacy`) turns each finished record into its *public* form first --
+the public keys only, values JSON-safe, bounded and redacted -- plus, for the LangSmith
+mirror, ``ancestry`` (``[[start_time, span_id], ...]`` from the root down),
+``invocation`` (a model's start arguments) and ``serialized`` (its manifest).
 """
 
 from __future__ import annotations

@@ -257,8 +257,8 @@ def _fast_dumps(obj: Any, limits: Limits, redact: Redact | None) -> str | None:
     """JSON of ``obj`` in one C-accelerated pass when nothing needs care, else ``None``.
 
     It needs care when it holds cycles, NaN/inf, exotic objects or keys, lone surrogates,
-    when its text is longer than ``max_string_chars`` (limits may cut it), or when a
-    secret-looking key occurs (redaction must walk the structure).
+    when its text is longer than ``max_string_chars`` (limits may cut it), or when it is
+    to be redacted (redaction walks the structure, never the JSON text).
     """
     try:
         text = _encode_plain(obj)
@@ -266,10 +266,7 @@ def _fast_dumps(obj: Any, limits: Limits, redact: Redact | None) -> str | None:
         return None
     if len(text) > limits.max_string_chars or len(text) > limits.max_field_chars:
         return None
-    if redact is None:
-        return text
-    by_text = getattr(redact, "redact_json_text", None)
-    return by_text(text) if by_text is not None else None
+    return text if redact is None else None  # redaction walks the structure
 
 
 def dumps(obj: Any, limits: Limits | None = None, redact: Redact | None = None) -> str:

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import node_path
+from .locking import retry_locked
 from .model import (
     Alert,
     Anomaly,
@@ -142,6 +143,8 @@ class TraceStore:
     Args:
         path: the database file written by `ObsHandler` (default ``$LC_OBSERVE_DB`` or
             ``./lc_observe.db``).
+        busy_timeout: seconds a write (`purge`, a migration on open) waits for another
+            writer's lock before it retries (bounded; see `lc_observe.locking`).
 
     Raises:
         DatabaseNotFoundError: the file does not exist.
@@ -149,7 +152,9 @@ class TraceStore:
         SchemaVersionError: the file was written by a newer lc_observe.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 10.0
+    ) -> None:
         if path is None:
             path = os.environ.get("LC_OBSERVE_DB", "lc_observe.db")
         self.db_path = os.fspath(path)
@@ -161,7 +166,7 @@ class TraceStore:
         try:
             self._conn = sqlite3.connect(self.db_path, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
-            configure(self._conn)
+            configure(self._conn, int(busy_timeout * 1000))
             app_id, version, has_tables = read_versions(self._conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.db_path!r} is not a readable SQLite database: {exc}") from None
@@ -171,7 +176,10 @@ class TraceStore:
         if version < SCHEMA_VERSION:  # written by an older lc_observe: migrations only add
             import sqlite_utils
 
-            ensure_schema(sqlite_utils.Database(self._conn), self.db_path)
+            db = sqlite_utils.Database(self._conn)
+            retry_locked(
+                lambda: ensure_schema(db, self.db_path), path=self.db_path, what="the migration"
+            )
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -205,19 +213,66 @@ class TraceStore:
     ) -> list[Trace]:
         """Recorded traces, newest first, filtered by any of the keyword arguments.
 
-        ``since``/``until`` bound the trace start time (inclusive / exclusive).
+        ``since``/``until`` bound the trace start time (inclusive / exclusive).  To read
+        *all* matching traces while an application may be writing, use `iter_traces`
+        (pages by position in the order, so no trace is returned twice or skipped).
         """
+        where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)
+        sql = (
+            f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)} "
+            "ORDER BY start_time DESC, trace_id DESC LIMIT ? OFFSET ?"
+        )
+        rows = self._query(sql, [*params, int(limit), int(offset)])
+        return RecordList(Trace.model_validate(_parse(row)) for row in rows)
+
+    def iter_traces(
+        self,
+        *,
+        page_size: int = 500,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        tag: str | None = None,
+    ) -> Iterator[Trace]:
+        """Every matching trace, newest first, read a page at a time (filters of `traces`).
+
+        Keyset pagination: each page starts after the ``(start_time, trace_id)`` of the
+        previous page's last trace, never at an OFFSET, so traces written meanwhile (newer
+        ones, which sort before the cursor) neither repeat nor shift a page: each trace is
+        returned once.
+
+        >>> sum(1 for _ in store.iter_traces(status="error"))   # doctest: +SKIP
+        """
+        where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)
+        head = f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)}"
+        order = " ORDER BY start_time DESC, trace_id DESC LIMIT ?"
+        rows = self._query(head + order, [*params, int(page_size)])
+        while rows:
+            yield from (Trace.model_validate(_parse(row)) for row in rows)
+            last = rows[-1]
+            after = " AND (start_time, trace_id) < (?, ?)"  # a row value: an index range
+            cursor = [last["start_time"], last["trace_id"]]
+            rows = self._query(head + after + order, [*params, *cursor, int(page_size)])
+
+    @staticmethod
+    def _trace_filters(
+        since: TimeLike | None,
+        until: TimeLike | None,
+        name: str | None,
+        status: str | None,
+        user_id: str | None,
+        session_id: str | None,
+        tag: str | None,
+    ) -> tuple[list[str], list[Any]]:
         equals = {"name": name, "status": status, "user_id": user_id, "session_id": session_id}
         where, params = _filters(equals, "start_time", since, until)
         if tag is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE value = ?)")
             params.append(tag)
-        sql = (
-            f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)} "
-            "ORDER BY start_time DESC LIMIT ? OFFSET ?"
-        )
-        rows = self._query(sql, [*params, int(limit), int(offset)])
-        return RecordList(Trace.model_validate(_parse(row)) for row in rows)
+        return where, params
 
     def trace(self, trace_id: str) -> Trace:
         """One trace with its branch events; raises `TraceNotFoundError` for an unknown id."""
@@ -726,9 +781,16 @@ class TraceStore:
 
         ``older_than`` is a time or a `timedelta` ago, e.g. ``store.purge(timedelta(days=30))``.
         Spans of unfinished traces (no trace row) are purged by their own start time.
-        Safe while handlers write: one short transaction.
+        Safe while handlers write: one short transaction, retried (bounded) while another
+        writer holds the lock; `DatabaseLockedError` if it never lets go.
         """
         cutoff = to_db_time(older_than)
+        deleted = retry_locked(lambda: self._purge(cutoff), path=self.db_path, what="purge")
+        if vacuum:
+            retry_locked(lambda: self._conn.execute("VACUUM"), path=self.db_path, what="VACUUM")
+        return deleted
+
+    def _purge(self, cutoff: str | None) -> int:
         conn = self._conn
         with conn:  # one transaction; committed on success, rolled back on error
             old = "SELECT trace_id FROM traces WHERE start_time < ?"
@@ -740,8 +802,6 @@ class TraceStore:
                 "(SELECT trace_id FROM traces)",
                 (cutoff,),
             )
-        if vacuum:
-            conn.execute("VACUUM")
         return deleted
 
     # -- display and export --------------------------------------------------------------------
@@ -841,9 +901,7 @@ class TraceStore:
         from .views.frames import frame
 
         if limit is None:
-            items: list[Trace] = []
-            while page := self.traces(limit=1_000, offset=len(items), **filters):
-                items.extend(page)
+            items: list[Trace] = list(self.iter_traces(page_size=1_000, **filters))
         else:
             items = self.traces(limit=limit, **filters)
         return frame(items, Trace, drop=("branches",))
@@ -910,8 +968,5 @@ class TraceStore:
         return charts.plot_branch_rates(self, source, **kwargs)
 
     def __iter__(self) -> Iterator[Trace]:
-        """Iterate over all traces, newest first, a page at a time."""
-        offset = 0
-        while page := self.traces(limit=500, offset=offset):
-            yield from page
-            offset += len(page)
+        """Iterate over all traces, newest first, a page at a time (see `iter_traces`)."""
+        return self.iter_traces()

@@ -14,7 +14,6 @@ from typing import Any
 
 from .errors import TraceNotFoundError
 from .model import BranchEvent, Span
-from .sinks.langsmith_runs import order_link
 from .store import TimeLike, TraceStore
 
 
@@ -48,20 +47,21 @@ def branch_record(event: BranchEvent) -> dict[str, Any]:
 
 
 def _link_orders(spans: list[dict[str, Any]]) -> None:
-    """Give every span its dotted-order link, as the handler does live."""
+    """Give every span its ``ancestry`` (``[[start, span_id], ...]`` from the root down), as
+    the privacy stage does live."""
     by_id = {span["span_id"]: span for span in spans}
-    links: dict[str, tuple] = {}
+    chains: dict[str, list[list[Any]]] = {}
 
-    def link(span: dict[str, Any]) -> tuple:
-        found = links.get(span["span_id"])
+    def chain(span: dict[str, Any]) -> list[list[Any]]:
+        found = chains.get(span["span_id"])
         if found is None:
             parent = by_id.get(span["parent_id"]) if span["parent_id"] else None
-            found = order_link(span, None if parent is None else link(parent))
-            links[span["span_id"]] = found
+            up = [] if parent is None or parent is span else chain(parent)
+            found = chains[span["span_id"]] = [*up, [span["start_time"], span["span_id"]]]
         return found
 
     for span in spans:
-        span["_ls_order"] = link(span)
+        span["ancestry"] = chain(span)
 
 
 def read_trace(store: TraceStore, trace_id: str) -> StoredTrace:
@@ -88,11 +88,9 @@ def finished_trace_ids(
         if trace.status == "running":
             raise TraceNotFoundError(f"trace {trace_id} is still running; nothing to send yet")
         return [trace.trace_id]
-    ids: list[str] = []
-    offset = 0
-    while page := store.traces(limit=500, offset=offset, since=since):
-        ids.extend(t.trace_id for t in page if t.status != "running")
-        offset += len(page)
+    # Keyset pages (`TraceStore.iter_traces`): a writer adding traces meanwhile can neither
+    # repeat nor skip one.
+    ids = [t.trace_id for t in store.iter_traces(since=since) if t.status != "running"]
     return ids[::-1]
 
 

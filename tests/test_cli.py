@@ -109,3 +109,59 @@ def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "no trace with id 'ffffffff'" in capsys.readouterr().err
     assert main(["traces", "--db", db, "--since", "last week"]) == 2
     assert "ISO 8601" in capsys.readouterr().err
+
+
+def _locked_for(db: Path, seconds: float | None) -> tuple:
+    """Hold the write lock of ``db`` in a thread for ``seconds`` (None: until released)."""
+    import sqlite3
+    import threading
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM pushes")  # a write transaction, as a long purge would be
+        locked.set()
+        release.wait(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert locked.wait(10)
+    return thread, release
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    from lc_observe.demo import run_demo
+
+    db = tmp_path / "demo.db"
+    run_demo(str(db))
+    return db
+
+
+def test_purge_retries_behind_a_long_write_lock(demo_db: Path, capsys) -> None:
+    """The lock (1.5 s) outlasts the busy timeout (0.2 s): purge retries and succeeds."""
+    thread, _ = _locked_for(demo_db, 1.5)
+    code = main(["purge", "--db", str(demo_db), "--older-than", "0s", "--busy-timeout", "0.2"])
+    thread.join()
+    assert code == 0, capsys.readouterr().err
+    assert "Deleted 2 traces" in capsys.readouterr().out
+    assert TraceStore(demo_db).traces() == []
+
+
+def test_purge_behind_a_lock_that_never_ends_reports_one_line(demo_db: Path, capsys) -> None:
+    thread, release = _locked_for(demo_db, None)
+    try:
+        code = main(["purge", "--db", str(demo_db), "--older-than", "0s", "--busy-timeout", "0.05"])
+    finally:
+        release.set()
+        thread.join()
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "stayed locked by another writer" in err and "purge did not run" in err
+    assert "--busy-timeout" in err
+    assert len(TraceStore(demo_db).traces()) == 2  # nothing half-deleted

@@ -37,6 +37,7 @@ def test_flush_waits_for_everything_submitted_before_it() -> None:
         "failed": 0,
         "queued": 0,
         "in_flight": 0,
+        "lost": 0,
     }
     assert dispatcher.close(5) and sink.closed
 

@@ -194,12 +194,11 @@ def test_sigterm_mid_run_flushes_finished_spans(db_path: Path) -> None:
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.returncode == -signal.SIGTERM  # ended by the signal, as without the hook
     spans = TraceStore(db_path).spans()
     assert sum(s.name == "done" and s.status == "ok" for s in spans) == 20
     sleeper = [s for s in spans if s.name == "sleeper"]
-    assert len(sleeper) == 1 and sleeper[0].error is not None
-    assert sleeper[0].error.type == "SystemExit"
+    assert len(sleeper) == 1 and sleeper[0].status == "running"  # open: written as a snapshot
 
 
 def test_inserts_use_few_statement_shapes() -> None:

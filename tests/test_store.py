@@ -200,3 +200,54 @@ def test_purge_deletes_old_traces_only(db_path) -> None:
     assert main(["purge", "--db", str(db_path), "--older-than", "0s", "--vacuum"]) == 0
     assert store.traces() == [] and store.spans() == []
     assert main(["purge", "--db", str(db_path), "--older-than", "soon"]) == 2
+
+
+def test_full_reads_return_each_trace_once_while_an_app_writes(tmp_path) -> None:
+    """OFFSET pages over newest-first rows repeated traces when new ones arrived between
+    pages (3,045 rows for 3,000 traces); keyset pages return each one once."""
+    import io
+    import json
+    import threading
+    import time
+
+    from lc_observe import ObsHandler
+    from lc_observe.export import export_jsonl
+
+    db = tmp_path / "busy.db"
+    chain = RunnableLambda(lambda x: x, name="a") | RunnableLambda(lambda x: x, name="b")
+    handler = ObsHandler(db, schedule_delay=0.01, batch_size=50)
+    for i in range(1_100):
+        chain.invoke(i, {"callbacks": [handler]})
+    assert handler.flush(30)
+    stop = threading.Event()
+
+    def app() -> None:
+        while not stop.is_set():
+            chain.invoke(0, {"callbacks": [handler]})
+            time.sleep(0.001)
+
+    writer = threading.Thread(target=app)
+    writer.start()
+    try:
+        store = TraceStore(db)
+        seen = []
+        for trace in store:  # pages of 500; new traces arrive while we read
+            seen.append(trace.trace_id)
+            if len(seen) % 100 == 0:
+                time.sleep(0.05)
+        paged = [t.trace_id for t in store.iter_traces(page_size=7)]
+        frame = store.traces_df()
+        out = io.StringIO()
+        exported = export_jsonl(db, out)
+    finally:
+        stop.set()
+        writer.join()
+        handler.close()
+    written = TraceStore(db).traces(limit=100_000)
+    print(f"read {len(seen)} traces while {len(written) - 1_100} more were written")
+    assert len(written) > 1_100  # the app did write while we read
+    assert len(seen) == len(set(seen)) >= 1_100
+    assert len(paged) == len(set(paged)) >= 1_100
+    assert frame["trace_id"].is_unique and len(frame) >= 1_100
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert exported == len(lines) == len({line["span_id"] for line in lines}) >= 3 * 1_100

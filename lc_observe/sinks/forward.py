@@ -87,7 +87,7 @@ class ForwardingSink:
                 timeout,
                 self.label,
             )
-        self.dispatcher.close(timeout if done else 0.0)
+        self.dispatcher.close(timeout if done else 0.0, report=False)  # logged just above
         return done
 
     def stats(self) -> dict[str, Any]:

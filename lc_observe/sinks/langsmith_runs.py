@@ -23,9 +23,15 @@ from typing import Any
 
 from langchain_core.env import get_runtime_environment
 from langchain_core.load import dumpd
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, messages_from_dict
 from langchain_core.messages.ai import add_usage
-from langchain_core.outputs import LLMResult
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    Generation,
+    GenerationChunk,
+    LLMResult,
+)
 
 from ..serialize import Limits, dumps
 
@@ -73,13 +79,61 @@ def order_link(record: dict[str, Any], parent: tuple | None) -> tuple:
     return (parent, record["start_time"], record["span_id"])
 
 
+def revive_message(data: Any) -> Any:
+    """A chat message from its public form (``{"type": "human", "content": ...}``), so it
+    can be sent in LangChain's serialized form; anything else is returned as it is."""
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        return data
+    body = {key: value for key, value in data.items() if key != "type"}
+    try:
+        return messages_from_dict([{"type": data["type"], "data": {**body, "type": data["type"]}}])[
+            0
+        ]
+    except Exception:
+        return data
+
+
+def _serialized_message(message: Any) -> Any:
+    return dumpd(message) if isinstance(message, BaseMessage) else message
+
+
+def revive_result(data: Any) -> Any:
+    """An ``LLMResult`` from its public form (the model spans' outputs); else ``data``."""
+    if not isinstance(data, dict) or data.get("type") != "LLMResult":
+        return data
+    try:
+        generations = [
+            [_revive_generation(g) for g in batch] for batch in data.get("generations") or []
+        ]
+        return LLMResult(
+            generations=generations, llm_output=data.get("llm_output", {}), run=data.get("run")
+        )
+    except Exception:
+        return data
+
+
+def _revive_generation(data: dict[str, Any]) -> Generation:
+    info = data.get("generation_info")
+    if "message" in data:
+        message = revive_message(data["message"])
+        if not isinstance(message, BaseMessage):
+            raise TypeError("not a message")
+        if data.get("type") == "ChatGenerationChunk":
+            return ChatGenerationChunk(message=message, generation_info=info)  # type: ignore[arg-type]
+        return ChatGeneration(message=message, generation_info=info)
+    if data.get("type") == "GenerationChunk":
+        return GenerationChunk(text=data.get("text", ""), generation_info=info)
+    return Generation(text=data.get("text", ""), generation_info=info)
+
+
 class RunBuilder:
     """Turns span and branch records into LangSmith run dicts (worker thread only).
 
     Args:
         project_name: the LangSmith project (``session_name``) of every run.
         limits: size limits; a value whose JSON is larger becomes lc_observe's marked preview.
-        redact: applied to inputs, outputs, error, metadata (see `lc_observe.redact`).
+        redact: applied to inputs, outputs, error, metadata on top of the privacy stage
+            (default None: records arrive redacted already).
         cache_size: formatted dotted orders remembered (ancestors are formatted once).
     """
 
@@ -101,6 +155,9 @@ class RunBuilder:
     def run(self, record: dict[str, Any]) -> dict[str, Any]:
         """The run of a span record (finished, or a ``running`` snapshot)."""
         kind = record["kind"]
+        if kind in _MODEL_KINDS and isinstance(record["outputs"], dict):
+            # The model's result, rebuilt from its public form: sent as the tracer sends it.
+            record = {**record, "outputs": revive_result(record["outputs"])}
         dotted, trace_id, parent_id = self.placement(record)
         start, end = record["start_time"], record["end_time"]
         metadata = dict(record["metadata"] or {})
@@ -133,8 +190,8 @@ class RunBuilder:
             "events": events,
             "session_name": self.project_name,
         }
-        if record.get("_ls_serialized"):  # model runs: the client keeps it for llm runs only
-            run["serialized"] = self.safe(record["_ls_serialized"])
+        if record.get("serialized"):  # model runs: the client keeps it for llm runs only
+            run["serialized"] = self.safe(record["serialized"])
         return run
 
     def add_branch(self, run: dict[str, Any], branch: dict[str, Any]) -> None:
@@ -162,45 +219,46 @@ class RunBuilder:
     # -- placement in the tree -------------------------------------------------------------
 
     def placement(self, record: dict[str, Any]) -> tuple[str, str, str | None]:
-        """``(dotted_order, trace_id, parent_id)``.  A span whose ancestry is unknown is
-        sent as a root, as LangChainTracer does for a parent it never saw."""
-        link = record.get("_ls_order")
-        if link is None and record["parent_id"] is None:
-            link = order_link(record, None)
-        if link is not None:
-            dotted = self._format(link)
+        """``(dotted_order, trace_id, parent_id)`` from the record's ``ancestry``
+        (``[[start, span_id], ...]`` from the root down).  A span whose ancestry is unknown
+        is sent as a root, as LangChainTracer does for a parent it never saw."""
+        ancestry = record.get("ancestry")
+        own = [[record["start_time"], record["span_id"]]]
+        if not ancestry and record["parent_id"] is None:
+            ancestry = own
+        if ancestry:
+            dotted = self._format(ancestry)
             if dotted[_STAMP_LEN : _STAMP_LEN + 36] == record["trace_id"]:
                 return dotted, record["trace_id"], record["parent_id"]
-        span_id = record["span_id"]
-        return self._format(order_link(record, None)), span_id, None
+        return self._format(own, cache=False), record["span_id"], None
 
-    def _format(self, link: tuple) -> str:
-        parent, start, span_id = link
-        text = self._orders.get(span_id)
-        if text is None:
-            segment = utc(start).strftime(_STAMP) + span_id
-            text = segment if parent is None else f"{self._format(parent)}.{segment}"
-            self._orders[span_id] = text
-            if len(self._orders) > self.cache_size:
-                self._orders.popitem(last=False)
+    def _format(self, ancestry: list, cache: bool = True) -> str:
+        """The dotted order of an ancestry; each ancestor's prefix is formatted once."""
+        text = ""
+        for start, span_id in ancestry:
+            known = self._orders.get(span_id) if cache else None
+            if known is None:
+                segment = utc(start).strftime(_STAMP) + span_id
+                known = f"{text}.{segment}" if text else segment
+                if cache:
+                    self._orders[span_id] = known
+                    if len(self._orders) > self.cache_size:
+                        self._orders.popitem(last=False)
+            text = known
         return text
 
     # -- values ----------------------------------------------------------------------------
 
     def safe(self, value: Any) -> Any:
         """``value`` as JSON-safe data (the langsmith client's encoding), within the size
-        limit, redacted."""
+        limit.  Records reach a sink public (bounded, redacted once by the handler's privacy
+        stage); a ``redact`` given to the builder itself is applied on top."""
         if _client_json is not None:
             try:
                 data = _client_json(value)
             except Exception:
                 data = None
             if data is not None and len(data) <= self.limits.max_field_chars:
-                by_text = getattr(self.redact, "redact_json_text", None)
-                if by_text is not None:  # redact the text in one pass, not string by string
-                    text = by_text(data.decode())
-                    if text is not None:
-                        return json.loads(text)
                 safe = json.loads(data)
                 if self.redact is None:
                     return safe
@@ -218,7 +276,7 @@ class RunBuilder:
             if isinstance(messages, list) and all(isinstance(b, list) for b in messages):
                 return {
                     "messages": [
-                        [dumpd(m) if isinstance(m, BaseMessage) else m for m in batch]
+                        [_serialized_message(revive_message(m)) for m in batch]
                         for batch in messages
                     ]
                 }
@@ -241,7 +299,7 @@ class RunBuilder:
         self, record: dict[str, Any], extra: dict[str, Any], metadata: dict[str, Any]
     ) -> None:
         """Invocation params (extra, and metadata where missing), usage, tool call count."""
-        start_kwargs = record.get("_ls_extra") or {}
+        start_kwargs = record.get("invocation") or {}
         extra.update(start_kwargs)
         for key, value in (start_kwargs.get("invocation_params") or {}).items():
             if key not in _INVOCATION_EXCLUDED and key not in metadata:

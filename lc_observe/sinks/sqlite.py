@@ -15,7 +15,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from itertools import chain
 from typing import Any
@@ -24,6 +24,7 @@ import sqlite_utils
 
 from ..dispatch import Item
 from ..errors import StoreError
+from ..privacy import PrivacyStage, json_text
 from ..records import BUDGET_FIELDS, RECORD_BRANCH, RECORD_BUDGET, RECORD_RUNNING, RECORD_SPAN
 from ..schema import (
     BRANCH_COLUMNS,
@@ -34,7 +35,7 @@ from ..schema import (
     ensure_schema,
 )
 from ..scores import RECORD_SCORE, SCORE_INSERT, score_row
-from ..serialize import Limits, Redact, dumps, dumps_or_none
+from ..serialize import Limits, Redact, dumps
 
 logger = logging.getLogger("lc_observe")
 
@@ -98,15 +99,6 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
 
 
-def _redacted_text(text: str | None, redact: Redact | None) -> str | None:
-    if text is None or redact is None:
-        return text
-    try:
-        return redact(text)
-    except Exception:
-        return "…[redaction failed]"
-
-
 #: Errors that concern a record, not the database: worth retrying the batch record by record.
 _PER_RECORD_ERRORS = (
     sqlite3.InterfaceError,
@@ -128,27 +120,45 @@ def _bindable(value: Any) -> Any:
 _PLAIN = frozenset({str, float, type(None)})  # ints go through _bindable: 64-bit range
 
 
-def _payload(value: Any, limits: Limits, redact: Redact | None, memo: dict[int, Any] | None) -> Any:
-    """Inputs/outputs as JSON text.  LangChain hands the same object to a run and its first
-    child (a sequence and its first step ...): ``memo`` (one batch, whose records keep the
-    objects alive, so ids are not reused) serializes each object once."""
+def _payload(
+    value: Any, limits: Limits, memo: dict[int, Any] | None, known: KnownText | None = None
+) -> str | None:
+    """A public (JSON-safe) value as JSON text.  The privacy stage hands the same public
+    object to every record that shared it (a run and its first child ...): ``memo`` (one
+    batch, whose records keep the objects alive, so ids are not reused) encodes it once."""
     if value is None:
         return None
     if memo is None or not isinstance(value, (dict, list)):
-        return dumps(value, limits, redact)
+        return _text(value, limits, known)
     text = memo.get(id(value))
     if text is None:
-        text = memo[id(value)] = dumps(value, limits, redact)
+        text = memo[id(value)] = _text(value, limits, known)
     return text
+
+
+#: Gives the privacy stage's JSON text of a public value of the batch being written
+#: (`PrivacyStage.text_of`), or None.
+KnownText = Callable[[Any], "str | None"]
+
+
+def _text(value: Any, limits: Limits, known: KnownText | None = None) -> str:
+    text = known(value) if known is not None else None
+    if text is not None:
+        return text
+    try:
+        return json_text(value)
+    except (TypeError, ValueError):  # not public data after all: still stored safely
+        return dumps(value, limits)
 
 
 def span_row(
     record: dict[str, Any],
     limits: Limits,
-    redact: Redact | None = None,
     memo: dict[int, Any] | None = None,
+    known: KnownText | None = None,
 ) -> tuple:
-    """The ``spans`` row of a span record, in `SPAN_COLUMNS` order (serialized, redacted)."""
+    """The ``spans`` row of a public span record (`lc_observe.privacy`), in `SPAN_COLUMNS`
+    order."""
     error = record["error"] or {}
     row: dict[str, Any] = {}
     for key in _SCALAR_SPAN_COLS:
@@ -157,12 +167,12 @@ def span_row(
     row["start_time"] = iso(record["start_time"])
     row["end_time"] = iso(record["end_time"])
     row["error_type"] = error.get("type")
-    row["error_message"] = _redacted_text(error.get("message"), redact)
-    row["error_traceback"] = _redacted_text(error.get("traceback"), redact)
-    row["inputs"] = _payload(record["inputs"], limits, redact, memo)
-    row["outputs"] = _payload(record["outputs"], limits, redact, memo)
-    row["tags"] = dumps(record["tags"] or [], limits, redact)
-    row["metadata"] = dumps(record["metadata"] or {}, limits, redact)
+    row["error_message"] = error.get("message")
+    row["error_traceback"] = error.get("traceback")
+    row["inputs"] = _payload(record["inputs"], limits, memo, known)
+    row["outputs"] = _payload(record["outputs"], limits, memo, known)
+    row["tags"] = _payload(record["tags"] or [], limits, None, known)
+    row["metadata"] = _payload(record["metadata"] or {}, limits, memo, known)
     return tuple(map(row.get, _SPAN_COLS))
 
 
@@ -173,12 +183,13 @@ def trace_row(record: dict[str, Any], span: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(by_name.get(column) for column in _TRACE_COLS)
 
 
-def branch_row(record: dict[str, Any], limits: Limits, redact: Redact | None = None) -> tuple:
-    """The ``branch_events`` row of a branch event record."""
+def branch_row(record: dict[str, Any], limits: Limits) -> tuple:
+    """The ``branch_events`` row of a public branch event record."""
     row = {key: _bindable(value) for key, value in record.items()}
-    row["result"] = dumps(record.get("result"), limits, redact)
-    row["destinations"] = dumps(record.get("destinations") or [], limits)
-    row["error"] = dumps_or_none(record.get("error"), limits, redact)
+    row["result"] = _text(record.get("result"), limits)
+    row["destinations"] = _text(record.get("destinations") or [], limits)
+    error = record.get("error")
+    row["error"] = None if error is None else _text(error, limits)
     row["time"] = iso(record.get("time"))
     return tuple(row.get(column) for column in _BRANCH_COLS)
 
@@ -200,12 +211,14 @@ def _check_variable_limit(conn: sqlite3.Connection) -> None:
 
 
 class SQLiteSink:
-    """Write span and branch records to an lc_observe SQLite file.
+    """Write public span and branch records (`lc_observe.privacy`) to an lc_observe file.
 
     Args:
         path: the database file; created (mode 0600) with its schema on first write.
-        limits: serialization limits for inputs, outputs and metadata.
-        redact: applied to every serialized value before it is stored (see `lc_observe.redact`).
+        limits: size limits (of values that reach the sink not yet public).
+        redact: only for a sink used on its own: given, the sink passes every batch
+            through a `PrivacyStage` with this redactor first.  An `ObsHandler` makes its
+            records public before any sink sees them and passes none.
         busy_timeout: seconds SQLite waits for another writer's lock.
         max_retries: extra attempts when the database stays locked past the timeout.
         max_bytes: a size cap for the file (SQLite ``max_page_count``); once reached, new
@@ -225,6 +238,10 @@ class SQLiteSink:
         self.path = os.fspath(path)
         self.limits = limits or Limits()
         self.redact = redact
+        self._stage = PrivacyStage(self.limits, redact) if redact is not None else None
+        #: the JSON text the privacy stage made of a value (set by `ObsHandler`, or by this
+        #: sink's own stage): each value is encoded once
+        self.known_text: KnownText | None = self._stage.text_of if self._stage else None
         self.busy_timeout = busy_timeout
         self.max_retries = max_retries
         self.max_bytes = max_bytes
@@ -250,6 +267,11 @@ class SQLiteSink:
 
     def export(self, batch: Sequence[Item]) -> int:
         """Write a batch in one transaction; returns how many records were stored."""
+        if self._stage is not None:
+            batch = self._stage.batch(batch)
+        return self._write(batch)
+
+    def _write(self, batch: Sequence[Item]) -> int:
         statements = self._rows(batch)
         for attempt in range(self.max_retries + 1):
             try:
@@ -268,7 +290,7 @@ class SQLiteSink:
             except (sqlite3.Error, StoreError, OSError, OverflowError) as exc:
                 if len(batch) > 1 and isinstance(exc, _PER_RECORD_ERRORS):
                     # One bad record must not sink the batch: store the others one by one.
-                    return sum(self.export([item]) for item in batch)
+                    return sum(self._write([item]) for item in batch)
                 self._fail(exc)
                 return 0
         return 0  # pragma: no cover - loop always returns
@@ -293,21 +315,21 @@ class SQLiteSink:
             _BUDGET_SQL: [],
             SCORE_INSERT: [],
         }
-        limits, redact = self.limits, self.redact
+        limits = self.limits
         memo: dict[int, Any] = {}
         for kind, record in batch:
             if kind in (RECORD_SPAN, RECORD_RUNNING):
-                row = span_row(record, limits, redact, memo)
+                row = span_row(record, limits, memo, self.known_text)
                 final = kind == RECORD_SPAN
                 rows[_SPAN_SQL if final else _RUNNING_SPAN_SQL].append(row)
                 if record["parent_id"] is None:
                     rows[_TRACE_SQL if final else _RUNNING_TRACE_SQL].append(trace_row(record, row))
             elif kind == RECORD_BRANCH:
-                rows[_BRANCH_SQL].append(branch_row(record, limits, redact))
+                rows[_BRANCH_SQL].append(branch_row(record, limits))
             elif kind == RECORD_BUDGET:
                 rows[_BUDGET_SQL].append(budget_row(record))
             elif kind == RECORD_SCORE:
-                rows[SCORE_INSERT].append(score_row(record, redact))
+                rows[SCORE_INSERT].append(score_row(record))  # public: redacted before the sinks
         return rows
 
     def _connect(self) -> sqlite_utils.Database:
