@@ -633,12 +633,9 @@ class TraceStore:
             )
         return trace_id
 
-    def _insert_scores(self, records: list[dict[str, Any]], retries: int = 5) -> list[int]:
+    def _insert_scores(self, records: list[dict[str, Any]]) -> list[int]:
         """Insert score records in one transaction (retried while another writer holds the
-        lock); returns their row ids."""
-        import random
-        import time
-
+        lock, as every writer here is: `lc_observe.locking`); returns their row ids."""
         from .redact import make_redactor
         from .scores import SCORE_INSERT, score_row
 
@@ -647,19 +644,15 @@ class TraceStore:
         if not rows:
             return []
         sql = SCORE_INSERT + "(" + ",".join("?" * len(rows[0])) + ")"
-        for attempt in range(retries + 1):
-            try:
-                with self._conn:
-                    ids = []
-                    for row in rows:
-                        ids.append(self._conn.execute(sql, row).lastrowid)
-                    return ids
-            except sqlite3.OperationalError as exc:
-                transient = "locked" in str(exc) or "busy" in str(exc)
-                if not transient or attempt == retries:
-                    raise StoreError(f"could not write scores to {self.db_path}: {exc}") from None
-                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
-        return []  # pragma: no cover - the loop returns or raises
+
+        def insert() -> list[int]:
+            with self._conn:
+                return [self._conn.execute(sql, row).lastrowid for row in rows]
+
+        try:
+            return retry_locked(insert, path=self.db_path, what="add_score()")
+        except sqlite3.OperationalError as exc:  # not a lock: a broken or read-only file
+            raise StoreError(f"could not write scores to {self.db_path}: {exc}") from None
 
     def _score_by_id(self, score_id: int) -> Score:
         rows = self._query(
