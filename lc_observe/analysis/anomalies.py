@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import stats
 from ..langgraph import node_path, qualified
 from ..model import Anomaly
 from . import significance as sig
@@ -188,11 +189,11 @@ _NODE_RUN = (
 
 
 def _metadata_key(by: str) -> str | None:
-    if by.startswith("metadata."):
-        key = by[len("metadata.") :]
-        if not key:
-            raise ValueError("by='metadata.<key>' needs a key, e.g. by='metadata.tenant'")
-        return key
+    """``by`` itself for a ``metadata.KEY`` grouping (checked as `TraceStore.stats` checks
+    it: one rule for both), None for a span column; a ValueError for anything else."""
+    if by.startswith(stats.METADATA_PREFIX):
+        stats.check_group(by)
+        return by
     if by not in SPAN_BYS:
         raise ValueError(
             f"anomalies(by=...) must be one of {', '.join(SPAN_BYS)} or 'metadata.<key>'; "
@@ -248,7 +249,7 @@ def _window(store: TraceStore, by: str, start: str, end: str) -> dict[str | None
                 groups[group].ttfts.append((float(row["ttft_ms"]), row["trace_id"]))
         return groups
     window = "t.start_time >= ? AND t.start_time < ? AND t.status != 'running'"
-    path = '$."' + key.replace('"', '\\"') + '"'
+    path = stats.metadata_path(key)  # nested keys as metadata.a.b, like stats()
     ttfts: dict[str, list[float]] = defaultdict(list)
     for row in store._query(
         "SELECT s.trace_id, s.ttft_ms FROM spans s WHERE s.ttft_ms IS NOT NULL AND "
