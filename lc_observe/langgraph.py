@@ -66,6 +66,13 @@ def is_node_run(tags: Iterable[str] | None, graph_node: str | None) -> bool:
     return graph_node is not None and any(str(t).startswith("graph:step:") for t in tags or ())
 
 
+#: `is_node_run` as SQL over the ``spans`` table (a node's run is also named after it).
+NODE_RUN_SQL = (
+    "graph_node IS NOT NULL AND name = graph_node AND EXISTS "
+    "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%')"
+)
+
+
 def span_status_for_error(error: BaseException) -> str:
     """Span status for a run that raised: LangGraph interrupts are not failures."""
     if isinstance(error, GraphInterrupt):

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .langgraph import qualified
+from .langgraph import NODE_RUN_SQL, qualified
 from .model import StatRow
 
 SPAN_GROUPS = ("model", "name", "kind", "graph_node")
@@ -181,10 +181,7 @@ def span_groups_sql(
     if by == "model":
         clauses.append(_MODEL_KINDS_SQL)
     elif by == "graph_node":
-        clauses.append(
-            "graph_node IS NOT NULL AND name = graph_node AND EXISTS "
-            "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%')"
-        )
+        clauses.append(NODE_RUN_SQL)
     key = {"graph_node": "graph_node, checkpoint_ns"}.get(by, f"{by} AS grp")
     return (
         f"SELECT {key}, {'trace_id, span_id, ' if with_ids else ''}status, "

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
-from .langgraph import node_path
+from .langgraph import NODE_RUN_SQL, node_path
 from .locking import retry_locked
 from .model import (
     Alert,
@@ -399,8 +399,7 @@ class TraceStore:
         id; a subgraph node's inner nodes right after it."""
         rows = self._query(
             "SELECT graph_node, graph_step, checkpoint_ns FROM spans WHERE trace_id = ? "
-            "AND graph_node IS NOT NULL AND name = graph_node AND EXISTS "
-            "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%')",
+            f"AND {NODE_RUN_SQL}",
             (str(trace_id),),
         )
         if not rows and not self._query(

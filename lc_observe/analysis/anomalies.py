@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import stats
-from ..langgraph import node_path, qualified
+from ..langgraph import NODE_RUN_SQL, node_path, qualified
 from ..model import Anomaly
 from . import significance as sig
 from ._time import duration, is_age
@@ -182,10 +182,6 @@ _SPAN_FIELDS = (
     "trace_id, name, kind, model, graph_node, checkpoint_ns, status, error_type, "
     "latency_ms, ttft_ms, total_tokens, cost_usd"
 )
-_NODE_RUN = (
-    "graph_node IS NOT NULL AND name = graph_node AND EXISTS "
-    "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%')"
-)
 
 
 def _metadata_key(by: str) -> str | None:
@@ -229,7 +225,7 @@ def _window(store: TraceStore, by: str, start: str, end: str) -> dict[str | None
         if by == "model":
             clauses.append("kind IN ('chat_model', 'llm')")
         elif by == "graph_node":
-            clauses.append(_NODE_RUN)
+            clauses.append(NODE_RUN_SQL)
         sql = f"SELECT {_SPAN_FIELDS} FROM spans WHERE {' AND '.join(clauses)}"
         for row in store._query(sql, (start, end)):
             if by == "graph_node":
@@ -294,7 +290,7 @@ def _paths(store: TraceStore, start: str, end: str) -> dict[str, dict[tuple[str,
     for row in store._query(
         "SELECT trace_id, graph_node, graph_step, checkpoint_ns FROM spans WHERE trace_id IN "
         "(SELECT trace_id FROM traces WHERE start_time >= ? AND start_time < ? "
-        f"AND graph_name IS NOT NULL AND status != 'running') AND {_NODE_RUN}",
+        f"AND graph_name IS NOT NULL AND status != 'running') AND {NODE_RUN_SQL}",
         (start, end),
     ):
         rows[row["trace_id"]].append(row)

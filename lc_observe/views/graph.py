@@ -33,7 +33,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TraceNotFoundError
-from ..langgraph import namespace, qualified
+from ..langgraph import NODE_RUN_SQL, namespace, qualified
 from ._html import ERROR_COLOR, esc, fmt_ms, page, wrap
 from .records import table_html
 
@@ -158,10 +158,8 @@ def observe(
         marks = ",".join("?" * len(chunk))
         node_rows += store._query(
             "SELECT trace_id, graph_node, graph_step, checkpoint_ns, status, latency_ms "
-            f"FROM spans WHERE trace_id IN ({marks}) AND graph_node IS NOT NULL "
-            "AND name = graph_node AND graph_node != '__start__' AND graph_step IS NOT NULL "
-            "AND EXISTS "
-            "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%') "
+            f"FROM spans WHERE trace_id IN ({marks}) AND {NODE_RUN_SQL} "
+            "AND graph_node != '__start__' AND graph_step IS NOT NULL "
             "ORDER BY start_time, rowid",
             chunk,
         )
