@@ -1,6 +1,6 @@
 """The ``lc-observe`` command line: ``demo``, ``traces``, ``show``, ``branches``, ``paths``,
-``stats``, ``anomalies``, ``alerts``, ``metrics`` (Prometheus), ``budgets``, ``scores``,
-``score``, ``compare``, ``diff``, ``purge``, ``push`` (to
+``stats``, ``anomalies``, ``alerts``, ``metrics`` (Prometheus), ``ui`` (web pages),
+``budgets``, ``scores``, ``score``, ``compare``, ``diff``, ``purge``, ``push`` (to
 LangSmith) and ``export`` (JSON lines, OpenTelemetry).
 
 Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``) and
@@ -302,13 +302,9 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
 def _parse_score_value(text: str) -> bool | float | str:
     """A score given on the command line: true/false, a number, or a category."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    from .scores import parse_score_text
+
+    return parse_score_text(text)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -409,6 +405,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         pass
     finally:
         server.shutdown()
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .ui import serve
+
+    TraceStore(args.db, read_only=True).close()  # a clear error for a missing or old file
+    try:
+        serve(args.db, host=args.host, port=args.port, open_browser=args.open)
+    except KeyboardInterrupt:  # uvicorn handles Ctrl-C itself; a second one lands here
+        pass
     return 0
 
 
@@ -602,6 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
     metrics = add("metrics", "serve Prometheus /metrics from the SQLite file (read-only)")
     metrics.add_argument("--port", type=int, default=9464, help="port (default %(default)s)")
     metrics.add_argument("--addr", default="127.0.0.1", help="address (default %(default)s)")
+    ui = add("ui", "browse traces, graph, stats, anomalies in a local web page (needs [ui])")
+    ui.add_argument("--host", default="127.0.0.1", help="address (default %(default)s)")
+    ui.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
+    ui.add_argument("--open", action="store_true", help="open the page in the web browser")
     budgets = add("budgets", "budgets used up (Budget events), oldest first")
     budgets.add_argument("--since", help="only events since an ISO time or an age (7d)")
     purge = add("purge", "delete traces older than an age (retention)")
@@ -631,6 +642,7 @@ COMMANDS = {
     "anomalies": cmd_anomalies,
     "alerts": cmd_alerts,
     "metrics": cmd_metrics,
+    "ui": cmd_ui,
     "budgets": cmd_budgets,
     "scores": cmd_scores,
     "score": cmd_score,

@@ -102,6 +102,18 @@ def score_record(
     }
 
 
+def parse_score_text(text: str) -> bool | float | str:
+    """A score typed as text (command line, browser form): true/false, a number, or a
+    category."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def score_value(row: dict[str, Any]) -> bool | float | str | None:
     """The user's value back from a stored row (bool, float or str)."""
     kind = row.get("value_type") or "numeric"

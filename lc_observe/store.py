@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -145,6 +146,8 @@ class TraceStore:
             ``./lc_observe.db``).
         busy_timeout: seconds a write (`purge`, a migration on open) waits for another
             writer's lock before it retries (bounded; see `lc_observe.locking`).
+        read_only: open the file read-only (SQLite ``mode=ro``): every write raises, and a
+            file of an older schema version is refused rather than migrated.
 
     Raises:
         DatabaseNotFoundError: the file does not exist.
@@ -153,7 +156,11 @@ class TraceStore:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 10.0
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout: float = 10.0,
+        read_only: bool = False,
     ) -> None:
         if path is None:
             path = os.environ.get("LC_OBSERVE_DB", "lc_observe.db")
@@ -163,8 +170,13 @@ class TraceStore:
                 f"no lc_observe database at {self.db_path!r}: record something with "
                 "ObsHandler(db_path=...) first, or pass the right path"
             )
+        self.read_only = read_only
         try:
-            self._conn = sqlite3.connect(self.db_path, check_same_thread=False)
+            if read_only:  # a WAL reader: never takes the write lock, never blocks writers
+                uri = "file:" + urllib.parse.quote(os.path.abspath(self.db_path)) + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            else:
+                self._conn = sqlite3.connect(self.db_path, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             configure(self._conn, int(busy_timeout * 1000))
             app_id, version, has_tables = read_versions(self._conn)
@@ -173,6 +185,13 @@ class TraceStore:
         check_compatible(self.db_path, app_id, version, has_tables)
         if version == 0:
             raise StoreError(f"{self.db_path!r} holds no lc_observe data yet (empty database file)")
+        if version < SCHEMA_VERSION and read_only:
+            self._conn.close()
+            raise StoreError(
+                f"{self.db_path!r} has schema version {version}, older than this lc_observe's "
+                f"({SCHEMA_VERSION}), and is opened read-only: open it once writable to "
+                "migrate it (e.g. run `lc-observe traces --db FILE`), then retry"
+            )
         if version < SCHEMA_VERSION:  # written by an older lc_observe: migrations only add
             import sqlite_utils
 
@@ -256,6 +275,86 @@ class TraceStore:
             after = " AND (start_time, trace_id) < (?, ?)"  # a row value: an index range
             cursor = [last["start_time"], last["trace_id"]]
             rows = self._query(head + after + order, [*params, *cursor, int(page_size)])
+
+    #: Sort keys of `trace_page` and the column each sorts by.
+    TRACE_SORTS = {
+        "start_time": "start_time",
+        "latency": "latency_ms",
+        "cost": "cost_usd",
+        "tokens": "total_tokens",
+    }
+
+    def trace_page(
+        self,
+        limit: int = 50,
+        *,
+        sort: str = "start_time",
+        descending: bool = True,
+        after: tuple[Any, str] | None = None,
+        before: tuple[Any, str] | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        tag: str | None = None,
+        model: str | None = None,
+        errors: bool = False,
+    ) -> tuple[list[Trace], tuple[Any, str] | None, tuple[Any, str] | None]:
+        """One page of traces for a browser: filters of `traces`, plus ``model`` (a span of
+        the trace called it) and ``errors`` (the trace or one of its spans failed), sorted
+        by ``sort`` (`TRACE_SORTS`: start time, latency, cost or tokens; a missing value
+        sorts as -1), newest or largest first unless ``descending=False``.
+
+        Keyset pagination, never OFFSET: ``after`` is the ``next`` cursor of the page
+        before, ``before`` the ``previous`` cursor of the page after.  Returns
+        ``(traces, previous, next)``; a cursor is None at either end.
+
+        >>> page, _, nxt = store.trace_page(sort="latency", errors=True)  # doctest: +SKIP
+        >>> store.trace_page(sort="latency", errors=True, after=nxt)      # doctest: +SKIP
+        """
+        if sort not in self.TRACE_SORTS:
+            raise ValueError(f"sort must be one of {sorted(self.TRACE_SORTS)}, not {sort!r}")
+        if after is not None and before is not None:
+            raise ValueError("trace_page() takes after= or before=, not both")
+        column = self.TRACE_SORTS[sort]
+        # start_time is never NULL and has an index; the numeric keys may be NULL.
+        key = column if sort == "start_time" else f"coalesce({column}, -1)"
+        where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)
+        if model is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM spans WHERE spans.trace_id = traces.trace_id "
+                "AND spans.model = ?)"
+            )
+            params.append(model)
+        if errors:
+            where.append("(status = 'error' OR error_count > 0)")
+        cursor, backwards = (before, True) if before is not None else (after, False)
+        down = descending != backwards  # the direction this query walks
+        if cursor is not None:
+            where.append(f"({key}, trace_id) {'<' if down else '>'} (?, ?)")
+            params += [cursor[0], str(cursor[1])]
+        order = "DESC" if down else "ASC"
+        sql = (
+            f"SELECT {', '.join(TRACE_COLUMNS)}, {key} AS sort_key FROM traces "
+            f"WHERE {' AND '.join(where)} ORDER BY {key} {order}, trace_id {order} LIMIT ?"
+        )
+        rows = self._query(sql, [*params, int(limit) + 1])
+        more = len(rows) > limit
+        rows = rows[: int(limit)]
+        if backwards:
+            rows.reverse()
+        keys = [(row["sort_key"], row["trace_id"]) for row in rows]
+        traces = RecordList(
+            Trace.model_validate({k: v for k, v in _parse(row).items() if k != "sort_key"})
+            for row in rows
+        )
+        if not keys:
+            return traces, None, None
+        has_before = more if backwards else cursor is not None
+        has_after = cursor is not None if backwards else more
+        return traces, keys[0] if has_before else None, keys[-1] if has_after else None
 
     @staticmethod
     def _trace_filters(
