@@ -10,6 +10,7 @@ Every command takes ``--db`` (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -412,10 +413,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .ui import serve
 
     TraceStore(args.db, read_only=True).close()  # a clear error for a missing or old file
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops on Ctrl-C itself; not twice
         serve(args.db, host=args.host, port=args.port, open_browser=args.open)
-    except KeyboardInterrupt:  # uvicorn handles Ctrl-C itself; a second one lands here
-        pass
     return 0
 
 

@@ -56,6 +56,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .analysis.anomalies import AnomalyConfig
 
 TimeLike = datetime | str | float | int | timedelta
+
+#: Sort keys of `TraceStore.trace_page` and the trace column each sorts by.
+TRACE_SORTS = {
+    "start_time": "start_time",
+    "latency": "latency_ms",
+    "cost": "cost_usd",
+    "tokens": "total_tokens",
+}
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -276,14 +284,6 @@ class TraceStore:
             cursor = [last["start_time"], last["trace_id"]]
             rows = self._query(head + after + order, [*params, *cursor, int(page_size)])
 
-    #: Sort keys of `trace_page` and the column each sorts by.
-    TRACE_SORTS = {
-        "start_time": "start_time",
-        "latency": "latency_ms",
-        "cost": "cost_usd",
-        "tokens": "total_tokens",
-    }
-
     def trace_page(
         self,
         limit: int = 50,
@@ -314,11 +314,11 @@ class TraceStore:
         >>> page, _, nxt = store.trace_page(sort="latency", errors=True)  # doctest: +SKIP
         >>> store.trace_page(sort="latency", errors=True, after=nxt)      # doctest: +SKIP
         """
-        if sort not in self.TRACE_SORTS:
-            raise ValueError(f"sort must be one of {sorted(self.TRACE_SORTS)}, not {sort!r}")
+        if sort not in TRACE_SORTS:
+            raise ValueError(f"sort must be one of {sorted(TRACE_SORTS)}, not {sort!r}")
         if after is not None and before is not None:
             raise ValueError("trace_page() takes after= or before=, not both")
-        column = self.TRACE_SORTS[sort]
+        column = TRACE_SORTS[sort]
         # start_time is never NULL and has an index; the numeric keys may be NULL.
         key = column if sort == "start_time" else f"coalesce({column}, -1)"
         where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)

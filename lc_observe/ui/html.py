@@ -147,7 +147,8 @@ def traces_table(traces: Sequence[Trace]) -> str:
     for t in traces:
         errors = f' <span class="errs">{t.error_count} err</span>' if t.error_count else ""
         rows.append(
-            f'<tr class="{"row-error" if t.status == "error" else ""}" data-trace-id="{esc(t.trace_id)}">'
+            f'<tr class="{"row-error" if t.status == "error" else ""}" '
+            f'data-trace-id="{esc(t.trace_id)}">'
             f"<td class=mono>{esc(when(t.start_time))}</td>"
             f'<td><a class="open" href="/traces/{esc(t.trace_id)}">{esc(t.name)}</a></td>'
             f"<td>{status(t.status)}{errors}</td>"
@@ -158,7 +159,10 @@ def traces_table(traces: Sequence[Trace]) -> str:
             f"<td>{esc(t.user_id or '')}</td><td>{esc(t.session_id or '')}</td>"
             f"<td>{esc(', '.join(t.tags))}</td></tr>"
         )
-    return f'<table class="grid list" id="rows"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    return (
+        f'<table class="grid list" id="rows"><thead>{head}</thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def pager(query: Mapping[str, str], previous: str | None, following: str | None) -> str:
@@ -213,7 +217,7 @@ def errors_html(spans: Sequence[Span]) -> str:
         f"{esc((s.error.message if s.error else '')[:500])}</li>"
         for s in spans
     )
-    return f'<section class="card errors" id="errors"><h2>Errors ({len(spans)})</h2><ol>{items}</ol></section>'
+    return section("errors", f"Errors ({len(spans)})", f"<ol>{items}</ol>", "errors")
 
 
 def decisions_html(detail: Any) -> str:
@@ -252,7 +256,8 @@ def score_form(trace_id: str, spans: Sequence[Span]) -> str:
         + text_input("comment", "Comment", "", placeholder="optional")
         + choice("span_id", "On", "", options)
         + choice("source", "Source", "human", [("human", "human"), ("feedback", "feedback")])
-        + '<button type="submit">Save score</button><output id="score-result" role="status"></output>'
+        + '<button type="submit">Save score</button>'
+        + '<output id="score-result" role="status"></output>'
         "</form>"
     )
 
@@ -284,7 +289,7 @@ def stats_table(rows: Sequence[StatRow]) -> str:
         "<th class=num>calls</th><th class=num>tokens</th><th class=num>cost</th></tr>"
     )
     body = "".join(
-        f'<tr class="{"row-error" if r.errors else ""}"><td>{esc(r.group if r.group is not None else "(none)")}</td>'
+        f'<tr class="{"row-error" if r.errors else ""}"><td>{esc(group_label(r.group))}</td>'
         f"<td class=num>{r.count:,}</td><td class=num>{r.error_rate:.1%}</td>"
         f"<td class=num>{esc(fmt_ms(r.latency_p50_ms))}</td>"
         f"<td class=num>{esc(fmt_ms(r.latency_p95_ms))}</td>"
@@ -325,7 +330,8 @@ def bars_svg(title: str, buckets: Sequence[Any], metric: str, fmt: Any) -> str:
         f'aria-label="{esc(title)}"><title>{esc(title)}</title>'
         f'<text x="0" y="12" class="axis">{esc(fmt(top))}</text>'
         f'<text x="0" y="{height - bottom}" class="axis">0</text>'
-        f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" class="base"/>'
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" '
+        'class="base"/>'
     ]
     for index, (bucket, parts) in enumerate(zip(buckets, stacks, strict=True)):
         y = float(height - bottom)
@@ -338,27 +344,35 @@ def bars_svg(title: str, buckets: Sequence[Any], metric: str, fmt: Any) -> str:
             y -= h
             fill = colour.get(key, "#8c959f")
             out.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar - 4:.1f}" height="{h:.1f}" fill="{fill}">'
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar - 4:.1f}" height="{h:.1f}" '
+                f'fill="{fill}">'
                 f"<title>{esc(key)}: {esc(fmt(value))} ({esc(when(bucket.start))} – "
                 f"{esc(when(bucket.end))})</title></rect>"
             )
         if index % 3 == 0:
             out.append(
-                f'<text x="{x:.1f}" y="{height - 6}" class="axis">{esc(bucket.start.strftime("%m-%d %H:%M"))}</text>'
+                f'<text x="{x:.1f}" y="{height - 6}" class="axis">'
+                f"{esc(bucket.start.strftime('%m-%d %H:%M'))}</text>"
             )
     out.append("</svg>")
     legend = "".join(
         f'<span class="key"><i class="swatch" data-colour="{i % len(PALETTE)}"></i>{esc(g)}</span>'
         for i, g in enumerate(groups)
     )
-    return f'<figure class="card"><figcaption>{esc(title)}</figcaption>{"".join(out)}<div class="legend">{legend}</div></figure>'
+    return (
+        f'<figure class="card"><figcaption>{esc(title)}</figcaption>{"".join(out)}'
+        f'<div class="legend">{legend}</div></figure>'
+    )
 
 
 def anomalies_table(found: Sequence[Anomaly]) -> str:
     if not found:
-        return '<p class="notice">No anomaly: nothing got significantly worse against the baseline.</p>'
+        return (
+            '<p class="notice">No anomaly: nothing got significantly worse against the '
+            "baseline.</p>"
+        )
     rows = "".join(
-        f"<tr><td>{esc(a.kind)}</td><td>{esc(a.group if a.group is not None else '(none)')}</td>"
+        f"<tr><td>{esc(a.kind)}</td><td>{esc(group_label(a.group))}</td>"
         f"<td>{esc(a.metric)}</td><td class=num>{esc(_num(a.baseline_value))}</td>"
         f"<td class=num>{esc(_num(a.recent_value))}</td>"
         f"<td class=num>{'–' if a.ratio is None else f'{a.ratio:.2f}×'}</td>"
@@ -384,4 +398,16 @@ def _num(value: float | None) -> str:
 
 
 def form(action: str, fields: str, button: str = "Show") -> str:
-    return f'<form class="filters" method="get" action="{action}">{fields}<button type="submit">{esc(button)}</button></form>'
+    return (
+        f'<form class="filters" method="get" action="{action}">{fields}'
+        f'<button type="submit">{esc(button)}</button></form>'
+    )
+
+
+def section(element_id: str, title: str, body: str, css: str = "") -> str:
+    """A titled card (``title`` escaped; ``body`` is markup)."""
+    return f'<section class="card {css}" id="{element_id}"><h2>{esc(title)}</h2>{body}</section>'
+
+
+def group_label(group: str | None) -> str:
+    return "(none)" if group is None else group

@@ -7,6 +7,8 @@ event loop.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -73,7 +75,7 @@ def trace(request: Request) -> Response:
         + html.decisions_html(detail)
         + f'<section class="card" id="view">{view.to_html()}</section>'
         + html.conversation_section(detail.conversation)
-        + f'<section class="card" id="scores-card"><h2>Scores</h2>{html.scores_list(detail.scores)}</section>'
+        + html.section("scores-card", "Scores", html.scores_list(detail.scores))
         + "</div>"
         + html.score_form(trace_id, view.spans)
     )
@@ -93,8 +95,12 @@ def graph(request: Request) -> Response:
         picker = html.form(
             "/graph", html.choice("name", "Graph", name, [(n, n) for n in names]), "Draw"
         )
+
+    def edge_url(e: Any) -> str:
+        return html.url("/graph", {"name": name, "source": e.source, "target": e.target})
+
     edges = "".join(
-        f'<tr><td><a href="{esc(html.url("/graph", {"name": name, "source": e.source, "target": e.target}))}">'
+        f'<tr><td><a href="{esc(edge_url(e))}">'
         f"{esc(e.source)} → {esc(e.target)}</a></td><td class=num>{e.count}</td>"
         f"<td class=num>{e.rate:.0%}</td><td>{esc(e.kind)}</td></tr>"
         for e in view.edges
@@ -112,9 +118,13 @@ def graph(request: Request) -> Response:
         + picker
         + chosen
         + f'<section class="card graph" data-graph="{esc(name or "")}">{view.to_html()}</section>'
-        + '<section class="card"><h2>Edges (click one, here or in the drawing, for its traces)</h2>'
-        + '<table class="grid list" id="edges"><thead><tr><th>edge</th><th class=num>count</th>'
-        + f"<th class=num>rate</th><th>kind</th></tr></thead><tbody>{edges}</tbody></table></section>"
+        + html.section(
+            "edges-card",
+            "Edges (click one, here or in the drawing, for its traces)",
+            '<table class="grid list" id="edges"><thead><tr><th>edge</th><th class=num>count'
+            "</th><th class=num>rate</th><th>kind</th></tr></thead>"
+            f"<tbody>{edges}</tbody></table>",
+        )
     )
     return _page(request, "Graph", "graph", body)
 
@@ -169,14 +179,12 @@ def compare(request: Request) -> Response:
     results = []
     with data.open_store(request.app.state.db_path) as store:
         if a and b:
-            results.append(
-                f'<section class="card" id="diff"><h2>Trace diff</h2>{store.diff(a, b)._repr_html_()}</section>'
-            )
+            diff = store.diff(a, b)._repr_html_()
+            results.append(html.section("diff", "Trace diff", diff))
         if by and ga and gb:
-            comparison = store.compare(by, ga, gb, since=params.since(params.text(query, "since")))
-            results.append(
-                f'<section class="card" id="comparison"><h2>{esc(by)}: {esc(ga)} vs {esc(gb)}</h2>{comparison._repr_html_()}</section>'
-            )
+            since = params.since(params.text(query, "since"))
+            table = store.compare(by, ga, gb, since=since)._repr_html_()
+            results.append(html.section("comparison", f"{by}: {ga} vs {gb}", table))
     traces_form = html.form(
         "/compare",
         html.text_input("a", "Trace A", a, placeholder="trace id")

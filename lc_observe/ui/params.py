@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..analysis._time import duration, is_age
-from ..store import TraceStore
+from ..store import TRACE_SORTS
 
 #: Equality filters of the traces page: query key -> `TraceStore.trace_page` argument.
 TRACE_FILTERS = {
@@ -25,7 +25,7 @@ TRACE_FILTERS = {
     "model": "model",
 }
 STATUSES = ("ok", "error", "interrupted")
-SORTS = tuple(TraceStore.TRACE_SORTS)
+SORTS = tuple(TRACE_SORTS)
 PAGE_SIZES = (25, 50, 100, 200)
 STAT_GROUPS = ("model", "graph_node", "name", "kind", "user_id", "session_id", "tag")
 
