@@ -204,8 +204,11 @@ def hits_table(hits: Sequence[Mapping[str, Any]], text: str) -> str:
 
 def conversation_html(span: Span) -> str:
     """A model call's messages and reply as HTML: the one place that picks the renderer
-    of a span's inputs and outputs (the span tree's, from `lc_observe.views.trace`)."""
-    return tree_html([span])
+    of a span's inputs and outputs (the span tree's, from `lc_observe.views.trace`),
+    shown opened: the call and its inputs/outputs block."""
+    markup = tree_html([span])
+    markup = markup.replace("<details ", "<details open ", 1)  # the span itself
+    return markup.replace('<details class="lco-payload">', '<details class="lco-payload" open>', 1)
 
 
 def errors_html(spans: Sequence[Span]) -> str:
