@@ -3,8 +3,14 @@ made by real graph runs (tests/ui_data.py), checked against the store and LangCh
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -373,3 +379,53 @@ def test_collector_and_store_agree_on_model_calls(store, rec) -> None:
         spans = [s for s in store.spans(trace_id=trace_id) if s.kind == "chat_model"]
         assert {str(r.id) for r in runs} == {s.span_id for s in spans}
     assert HOSTILE.split(" and ")[0] in str(store.spans(trace_id=rec.hostile)[0].inputs)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lc_observe.cli", "ui", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_cli_serves_on_loopback_and_stops_cleanly_on_ctrl_c(rec) -> None:
+    from tests.ui_server import free_port
+
+    port = free_port()
+    process = _start(["--db", str(rec.db_path), "--port", str(port)])
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # bounded wait for the server to listen
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/traces") as response:
+                    listed = json.load(response)["traces"]
+                break
+            except OSError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.1)
+        assert {t["trace_id"] for t in listed} == set(rec.runs)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert f"127.0.0.1:{port}" in out and "stopped" in out
+    assert "Traceback" not in err
+
+
+def test_cli_warns_off_loopback_and_names_a_missing_file(rec, tmp_path: Path) -> None:
+    # 192.0.2.1 (TEST-NET) is on no interface here: the warning, then a failed bind.
+    process = _start(["--db", str(rec.db_path), "--host", "192.0.2.1", "--port", "9"])
+    _, err = process.communicate(timeout=60)
+    assert "warning: serving on 192.0.2.1" in err and "--host 127.0.0.1" in err
+    assert process.returncode != 0
+    missing = _start(["--db", str(tmp_path / "none.db")])
+    _, err = missing.communicate(timeout=60)
+    assert missing.returncode == 1 and "no lc_observe database" in err

@@ -72,5 +72,7 @@ def serve(
     print(f"lc-observe ui: {db_path} at {address} (Ctrl-C stops)", flush=True)
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(address,)).start()
-    server.run()
-    print("lc-observe ui: stopped", flush=True)
+    try:
+        server.run()  # returns, or re-raises the Ctrl-C once it has shut down
+    finally:
+        print("lc-observe ui: stopped", flush=True)
