@@ -239,7 +239,8 @@ def conversation_section(spans: Sequence[Span]) -> str:
         return ""
     body = "".join(conversation_html(span) for span in spans)
     return (
-        f'<section class="card" id="conversation"><h2>Conversation ({len(spans)} model calls)</h2>'
+        f'<section class="card" id="conversation"><h2>Conversation ({len(spans)} model '
+        f"call{'s' if len(spans) != 1 else ''})</h2>"
         + wrap(body)
         + "</section>"
     )
@@ -252,8 +253,8 @@ def score_form(trace_id: str, spans: Sequence[Span]) -> str:
     return (
         f'<form class="score" id="score-form" data-trace-id="{esc(trace_id)}">'
         "<h2>Add a score</h2>"
-        '<div class="quick"><button type="button" data-quick="true">👍 helpful</button>'
-        '<button type="button" data-quick="false">👎 not helpful</button></div>'
+        '<div class="quick"><button type="button" data-quick="true">✓ helpful</button>'
+        '<button type="button" data-quick="false">✗ not helpful</button></div>'
         + text_input("name", "Name", "", placeholder="correctness")
         + text_input("value", "Value", "", placeholder="true, 0.8 or a category")
         + text_input("comment", "Comment", "", placeholder="optional")
@@ -381,7 +382,7 @@ def anomalies_table(found: Sequence[Anomaly]) -> str:
         f"<td class=num>{'–' if a.ratio is None else f'{a.ratio:.2f}×'}</td>"
         f"<td class=num>{a.baseline_n} / {a.recent_n}</td>"
         f"<td class=num>{'–' if a.p_adjusted is None else f'{a.p_adjusted:.2g}'}</td>"
-        f"<td>{esc(a.explanation)} "
+        f'<td class="wrap">{esc(a.explanation)} '
         + " ".join(f'<a href="/traces/{esc(t)}">{esc(t[:8])}</a>' for t in a.trace_ids[:3])
         + "</td></tr>"
         for a in found

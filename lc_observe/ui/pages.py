@@ -7,6 +7,7 @@ event loop.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -73,7 +74,8 @@ def trace(request: Request) -> Response:
         + '<div id="live">'
         + html.errors_html(detail.errors)
         + html.decisions_html(detail)
-        + f'<section class="card" id="view">{view.to_html()}</section>'
+        # the view without its scores table: the page's own (below) refreshes after a score
+        + f'<section class="card" id="view">{replace(view, scores=[]).to_html()}</section>'
         + html.conversation_section(detail.conversation)
         + html.section("scores-card", "Scores", html.scores_list(detail.scores))
         + "</div>"
@@ -145,7 +147,9 @@ def stats(request: Request) -> Response:
     )
     charts = (
         html.bars_svg(f"cost by {by}", buckets, "cost_usd", html.fmt_cost)
-        + html.bars_svg(f"tokens by {by}", buckets, "total_tokens", html.fmt_tokens)
+        + html.bars_svg(
+            f"tokens by {by}", buckets, "total_tokens", lambda v: html.fmt_tokens(int(v))
+        )
         + html.bars_svg(f"errors by {by}", buckets, "errors", lambda v: f"{v:,.0f}")
     )
     body = (
