@@ -1,0 +1,145 @@
+"""Load time of the `lc-observe ui` traces page on a 1M-span database, as a ratio to 10k spans.
+
+The databases are `query.py`'s (synthetic but realistic: 20 spans per trace over 7 days, 50
+users, two models, 3% failed traces; raw ``executemany`` into the schema `ensure_schema`
+creates).  Each page is requested through Starlette's TestClient, so a figure is the whole
+request: the read-only store opened, the query, the HTML rendered.  Sizes are interleaved
+round by round; the median is printed with the ratio of the largest size to the smallest.
+
+    python benchmarks/ui.py                      # 10k and 1M spans
+    python benchmarks/ui.py --sizes 10k,100k     # quicker
+    python benchmarks/ui.py --keep /tmp/uibench  # keep (and reuse) the databases
+
+Search (``TraceStore.search``, schema version 6) is timed when this lc_observe has it.
+
+The schema has an index on the start time (and user, session), so the newest-first pages
+are index range scans; sorting by latency, cost or tokens scans the ``traces`` table.
+``--sort-indexes`` adds, to separate copies of the databases, the expression indexes that
+`TraceStore.trace_page` can use for those sorts (``coalesce(latency_ms, -1), trace_id`` ...),
+to measure what a schema version adding them would give:
+
+    python benchmarks/ui.py --sort-indexes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+
+from _common import median, print_table
+from query import build_db
+from starlette.testclient import TestClient
+
+from lc_observe import TraceStore
+from lc_observe.ui import create_app
+
+PAGES: dict[str, str] = {
+    "traces: first page": "/traces",
+    "traces: errors, by latency": "/traces?errors=1&sort=latency",
+    "traces: one user, by cost": "/traces?user=user-7&sort=cost",
+    "traces: one model": "/traces?model=claude-3-5-haiku",
+    "traces: 5 days ago": "/traces?since=5d",
+    "api: by tokens, ascending": "/api/traces?sort=tokens&order=asc",
+}
+
+
+#: Indexes a later schema version could add for the sorted pages (see the module doc).
+SORT_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS idx_traces_sort_latency "
+    "ON traces (coalesce(latency_ms, -1), trace_id)",
+    "CREATE INDEX IF NOT EXISTS idx_traces_sort_cost ON traces (coalesce(cost_usd, -1), trace_id)",
+    "CREATE INDEX IF NOT EXISTS idx_traces_sort_tokens "
+    "ON traces (coalesce(total_tokens, -1), trace_id)",
+]
+
+
+def size_arg(text: str) -> int:
+    text = text.strip().lower()
+    factor = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * factor)
+
+
+def page_after(client: TestClient, query: str, pages: int) -> str:
+    """The traces page ``pages + 1`` of ``query``, reached by following the next cursors."""
+    cursor = ""
+    for _ in range(pages):
+        body = client.get(f"/api/traces?{query}{cursor}").json()
+        cursor = f"&after={body['next']}"
+    return f"/traces?{query}{cursor}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10k,1M", help="span counts (default 10k,1M)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--keep", metavar="DIR", help="build into (and reuse from) DIR")
+    parser.add_argument(
+        "--sort-indexes", action="store_true", help="add the sort indexes (separate files)"
+    )
+    args = parser.parse_args()
+    sizes = [size_arg(s) for s in args.sizes.split(",")]
+    tmp = None if args.keep else tempfile.TemporaryDirectory()
+    directory = args.keep or tmp.name  # type: ignore[union-attr]
+    os.makedirs(directory, exist_ok=True)
+    clients: dict[int, TestClient] = {}
+    try:
+        print("building databases (benchmarks/query.py's build_db)")
+        for size in sizes:
+            suffix = "-sort-indexes" if args.sort_indexes else ""
+            path = os.path.join(directory, f"query-{size}{suffix}.db")
+            if not os.path.exists(path):
+                begin = time.perf_counter()
+                build_db(path, size)
+                if args.sort_indexes:
+                    with sqlite3.connect(path) as conn:
+                        for sql in SORT_INDEXES:
+                            conn.execute(sql)
+                        conn.execute("ANALYZE")
+                print(f"  {size:>9,} spans: {time.perf_counter() - begin:.1f} s")
+            else:
+                print(f"  {size:>9,} spans: reusing {path}")
+            clients[size] = TestClient(create_app(path), base_url="http://127.0.0.1")
+        pages: dict[str, Callable[[TestClient], str]] = {
+            name: (lambda client, url=url: url) for name, url in PAGES.items()
+        }
+        pages["traces: page 6 by latency"] = lambda c: page_after(c, "sort=latency", 5)
+        pages["trace page (newest trace)"] = lambda c: (
+            "/traces/" + c.get("/api/traces?limit=1").json()["traces"][0]["trace_id"]
+        )
+        if hasattr(TraceStore, "search"):
+            pages["search: 'Lisbon'"] = lambda c: "/api/search?q=Lisbon"
+            pages["traces page with search"] = lambda c: "/traces?q=Lisbon"
+        else:
+            print("search: skipped, this TraceStore has no search() (full-text search, schema 6)")
+        urls = {(size, name): make(clients[size]) for size in sizes for name, make in pages.items()}
+        times: dict[tuple[int, str], list[float]] = {}
+        for round_index in range(args.rounds):
+            for size in sorted(sizes, reverse=bool(round_index % 2)):
+                for name in pages:
+                    begin = time.perf_counter()
+                    response = clients[size].get(urls[(size, name)])
+                    elapsed = time.perf_counter() - begin
+                    assert response.status_code == 200, (name, response.text[:300])
+                    if round_index:  # the first round warms the page cache
+                        times.setdefault((size, name), []).append(elapsed)
+        small, large = min(sizes), max(sizes)
+        print(f"\nmedian ms per request ({args.rounds - 1} rounds after a warm-up, in-process)\n")
+        rows = []
+        for name in pages:
+            medians = [median(times[(size, name)]) * 1e3 for size in sizes]
+            ratio = median(times[(large, name)]) / median(times[(small, name)])
+            rows.append([name, *(f"{m:.1f}" for m in medians), f"{ratio:.2f}x"])
+        print_table(["page", *(f"{s:,} spans" for s in sizes), f"{large:,}/{small:,}"], rows)
+    finally:
+        for client in clients.values():
+            client.close()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
