@@ -240,9 +240,7 @@ def conversation_section(spans: Sequence[Span]) -> str:
     body = "".join(conversation_html(span) for span in spans)
     return (
         f'<section class="card" id="conversation"><h2>Conversation ({len(spans)} model '
-        f"call{'s' if len(spans) != 1 else ''})</h2>"
-        + wrap(body)
-        + "</section>"
+        f"call{'s' if len(spans) != 1 else ''})</h2>" + wrap(body) + "</section>"
     )
 
 
