@@ -9,12 +9,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from langgraph.graph import END, START, StateGraph
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
@@ -429,3 +431,47 @@ def test_cli_warns_off_loopback_and_names_a_missing_file(rec, tmp_path: Path) ->
     missing = _start(["--db", str(tmp_path / "none.db")])
     _, err = missing.communicate(timeout=60)
     assert missing.returncode == 1 and "no lc_observe database" in err
+
+
+def test_a_running_trace_shows_and_its_page_refreshes_when_it_ends(tmp_path: Path) -> None:
+    release, first_done = threading.Event(), threading.Event()
+
+    def fast(state: dict) -> dict:
+        first_done.set()
+        return {"n": 1}
+
+    def slow(state: dict) -> dict:
+        assert release.wait(60)
+        return {"n": 2}
+
+    builder = StateGraph(dict)
+    builder.add_node("fast", fast)
+    builder.add_node("slow", slow)
+    builder.add_edge(START, "fast")
+    builder.add_edge("fast", "slow")
+    builder.add_edge("slow", END)
+    graph = builder.compile()
+    rec = Recorded(tmp_path / "running.db")
+    with ObsHandler(rec.db_path, schedule_delay=0.05) as handler:
+        run(handler, branching_graph(), {"n": 1}, rec, name="router")  # the file exists
+        worker = threading.Thread(target=run, args=(handler, graph, {}, rec), kwargs={"name": "g"})
+        worker.start()
+        try:
+            assert first_done.wait(60)
+            assert handler.flush(10)
+            client = TestClient(create_app(str(rec.db_path)), base_url="http://127.0.0.1")
+            with TraceStore(rec.db_path) as store:
+                (running,) = {s.trace_id for s in store.spans(name="fast")}
+            page = client.get(f"/traces/{running}")
+            assert page.status_code == 200
+            assert client.get(f"/api/traces/{running}").json()["running"] is True
+            live = re.search(r'data-live="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+            assert client.get(live).json()["changed"] is False
+        finally:
+            release.set()
+            worker.join(60)
+        assert handler.flush(10)
+    assert client.get(live).json()["changed"] is True
+    done = client.get(f"/traces/{running}").text
+    assert "data-live" not in done  # finished: no more polling
+    assert client.get(f"/api/traces/{running}").json()["running"] is False

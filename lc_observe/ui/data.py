@@ -101,7 +101,8 @@ class TraceDetail:
 
     @property
     def running(self) -> bool:
-        return self.view.trace is None
+        """Still running: no trace row yet, or the snapshot a flush wrote meanwhile."""
+        return self.view.trace is None or self.view.trace.status == "running"
 
     @property
     def scores(self) -> list[Score]:
