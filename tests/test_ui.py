@@ -475,3 +475,17 @@ def test_a_running_trace_shows_and_its_page_refreshes_when_it_ends(tmp_path: Pat
     done = client.get(f"/traces/{running}").text
     assert "data-live" not in done  # finished: no more polling
     assert client.get(f"/api/traces/{running}").json()["running"] is False
+
+
+def test_trace_page_is_a_public_store_method(store, rec) -> None:
+    page, previous, following = store.trace_page(limit=2, sort="latency", descending=False)
+    assert previous is None and following == (page[-1].latency_ms, page[-1].trace_id)
+    assert [t.trace_id for t in page] == [
+        t.trace_id
+        for t in sorted(store.traces(limit=100), key=lambda t: (t.latency_ms, t.trace_id))
+    ][:2]
+    with pytest.raises(ValueError, match="sort must be one of"):
+        store.trace_page(sort="price")
+    with pytest.raises(ValueError, match="not both"):
+        store.trace_page(after=following, before=following)
+    assert store.trace_page(name="no such trace") == ([], None, None)

@@ -150,11 +150,9 @@ def test_errors_come_first_and_e_jumps_to_the_failed_span(page, base, rec) -> No
     page.keyboard.press("e")
     target = page.locator("details.span-target")
     target.wait_for(timeout=WAIT_MS)
-    assert target.get_attribute("data-span-id") in {
-        s.span_id
-        for s in TraceStore(rec.db_path, read_only=True).spans(rec.failed)
-        if s.status == "error"
-    }
+    with TraceStore(rec.db_path, read_only=True) as store:
+        failed = {s.span_id for s in store.spans(rec.failed) if s.status == "error"}
+    assert target.get_attribute("data-span-id") in failed
 
 
 def test_add_a_score_from_the_page(page, base, rec) -> None:
