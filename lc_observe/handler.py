@@ -213,6 +213,8 @@ class ObsHandler(BaseCallbackHandler):
             wait for each network mirror at most; what is still unsent then is abandoned
             and counted.  Network sinks (these, and any `NetworkSink` in ``sinks``) each run
             on a queue and thread of their own, never in the way of the app or the file.
+            Default 15 s: a cold MLflow tracking server took 7.7 s to answer its first
+            export (``docs/otlp.md``).
         budgets: `Budget` limits on cost or tokens (see ``docs/cost.md``).
         evaluators: heuristic evaluators (`lc_observe.evaluate`) run on every finished
             trace, on the writer thread after the trace is written (never on the callback
@@ -261,7 +263,7 @@ class ObsHandler(BaseCallbackHandler):
         project_name: str | None = None,
         otlp_endpoint: str | None = None,
         otlp_exporter: Any = None,
-        network_timeout: float = 5.0,
+        network_timeout: float = 15.0,
         budgets: Sequence[Budget] = (),
         evaluators: Sequence[Any] = (),
         alerts: Sequence[Any] = (),
