@@ -57,6 +57,8 @@ _OPERATIONS = {
 }
 _CLIENT_KINDS = frozenset({"chat_model", "llm", "embedding"})  # calls to a model service
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+#: The keys under which the handler keeps a bare (non-dict) input or output.
+_WRAPPERS = frozenset({"input", "output"})
 #: Runs that make the nearest graph above them an agent.
 _AGENT_WORK = frozenset({"chat_model", "llm", "tool"})
 #: ``openinference.span.kind`` of each LangChain run type (others: CHAIN; agents: AGENT).
@@ -418,14 +420,13 @@ class SpanBuilder:
                     attrs[f"{side}.mime_type"] = mime
 
     def _io_value(self, value: Any) -> tuple[str | None, str]:
-        """OpenInference's ``input.value``/``output.value``: a lone string as text, anything
-        else as JSON."""
+        """OpenInference's ``input.value``/``output.value``: text as text, anything else as
+        JSON.  A value LangChain handed over bare (the handler keeps it as ``{"input": v}``
+        / ``{"output": v}``) is shown bare."""
         if value is None:
             return None, "text/plain"
-        if isinstance(value, dict) and len(value) == 1:
-            only = next(iter(value.values()))
-            if isinstance(only, str):
-                return self._text(only), "text/plain"
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _WRAPPERS:
+            value = next(iter(value.values()))
         if isinstance(value, str):
             return self._text(value), "text/plain"
         return self._text(value), "application/json"
