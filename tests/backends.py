@@ -157,10 +157,11 @@ def phoenix_costs(url: str) -> dict[str, float | None]:
 
 
 def wait_until(check: Any, timeout: float = 120.0, every: float = 1.0) -> Any:
-    """Poll ``check()`` until it returns something truthy (backends ingest asynchronously)."""
+    """Poll ``check()`` until it returns something other than None (backends ingest
+    asynchronously); None if it never does within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
-        if value or time.monotonic() > deadline:
+        if value is not None or time.monotonic() > deadline:
             return value
         time.sleep(every)

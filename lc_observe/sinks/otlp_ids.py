@@ -6,8 +6,8 @@
 - A span id is the first 8 bytes of the BLAKE2b hash of the run's UUID.
 
 `enclosing_traceparent` is called by the handler when a root run starts, on the
-application's thread: it reads two context variables, never raises and imports nothing
-that is not imported already (``opentelemetry-api`` is optional).
+application's thread: it reads at most two context variables, never raises and imports
+nothing that is not imported already (``opentelemetry-api`` is optional).
 """
 
 from __future__ import annotations
@@ -55,22 +55,14 @@ def parse_traceparent(value: str | None) -> tuple[int, int] | None:
 def enclosing_traceparent(parent_run_id: Any = None) -> str | None:
     """The ``traceparent`` a new root run continues, or None (never raises).
 
-    1. The active OpenTelemetry span, when ``opentelemetry`` is already imported (an app
-       that uses OTel has imported it; one that does not pays nothing).
-    2. Else, when LangChain handed the run a parent this handler never saw, LangSmith's
-       tracing context (``tracing_context(parent=headers)`` with ``langsmith-trace`` /
-       ``baggage`` headers from another process): its trace, and the remote run's span id
-       as lc_observe exports it.
+    1. When LangChain handed the run a parent this handler never saw, and that parent is
+       LangSmith's remote run (``tracing_context(parent=headers)`` with the
+       ``langsmith-trace`` / ``baggage`` headers another process sent): that run's trace,
+       and its span id as lc_observe exports it there, so both sides form one tree.
+    2. Else the active OpenTelemetry span, when ``opentelemetry`` is already imported (an
+       app that uses OTel has imported it; one that does not pays nothing).
     """
     try:
-        if "opentelemetry.trace" in sys.modules:
-            from opentelemetry import trace
-
-            context = trace.get_current_span().get_span_context()
-            if context.is_valid:
-                return format_traceparent(
-                    context.trace_id, context.span_id, bool(context.trace_flags & 1)
-                )
         if parent_run_id is not None and "langsmith.run_helpers" in sys.modules:
             from langsmith.run_helpers import get_tracing_context
 
@@ -78,6 +70,14 @@ def enclosing_traceparent(parent_run_id: Any = None) -> str | None:
             if remote is not None and str(remote.id) == str(parent_run_id):
                 return format_traceparent(
                     otel_trace_id(str(remote.trace_id)), otel_span_id(str(remote.id))
+                )
+        if "opentelemetry.trace" in sys.modules:
+            from opentelemetry import trace
+
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:
+                return format_traceparent(
+                    context.trace_id, context.span_id, bool(context.trace_flags & 1)
                 )
     except Exception:  # a broken context never reaches the application
         return None
