@@ -485,9 +485,8 @@ def _headers(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise SystemExit(
-                f"lc-observe export: --header {pair!r} is not NAME=VALUE "
-                "(e.g. --header x-mlflow-experiment-id=0)"
+            raise ValueError(
+                f"--header {pair!r} is not NAME=VALUE (e.g. --header x-mlflow-experiment-id=0)"
             )
         headers[name.strip()] = value.strip()
     return headers
@@ -499,13 +498,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     with TraceStore(args.db) as store:
         trace_id = None if args.trace is None else _resolve_trace_id(store, args.trace)
     since = _since(args.since)
+    if args.otlp is None and (args.header or args.timeout is not None):
+        raise ValueError("--header and --timeout go with --otlp URL")
     if args.jsonl is not None:
         count = export_jsonl(args.db, args.jsonl, since=since, trace_id=trace_id)
         if args.jsonl != "-":
             print(f"Wrote {count} spans to {args.jsonl}", file=sys.stderr)
         return 0
-    if args.otlp is None and (args.header or args.timeout is not None):
-        raise SystemExit("lc-observe export: --header and --timeout go with --otlp URL")
     headers = _headers(args.header) if args.header else None
     timeout = args.timeout if args.timeout is not None else DEFAULT_EXPORT_TIMEOUT
     result = export_otlp(

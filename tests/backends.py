@@ -59,7 +59,9 @@ def _log_tail(log: Path, chars: int = 1500) -> str:
         return "(no log)"
 
 
-def _start(name: str, command: list[str], env: dict[str, str], url: str, health: str, cwd: Path) -> Server:
+def _start(
+    name: str, command: list[str], env: dict[str, str], url: str, health: str, cwd: Path
+) -> Server:
     log = cwd / f"{name}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -78,7 +80,9 @@ def _start(name: str, command: list[str], env: dict[str, str], url: str, health:
             pass
         time.sleep(1.0)
     server.stop()
-    raise Unavailable(f"{name} did not answer {health} within {READY_TIMEOUT:.0f} s: {_log_tail(log)}")
+    raise Unavailable(
+        f"{name} did not answer {health} within {READY_TIMEOUT:.0f} s: {_log_tail(log)}"
+    )
 
 
 def start_phoenix(workdir: Path) -> Server:

@@ -37,8 +37,11 @@ class ServedModel(ScriptedChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:  # what providers put in invocation_params
-        return {"model_name": self.model_name, "temperature": self.temperature,
-                "max_tokens": self.max_tokens}
+        return {
+            "model_name": self.model_name,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
 
     def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         message = super()._reply(messages)

@@ -123,12 +123,17 @@ def phoenix_spans(url: str, count: int) -> dict[str, Any]:
     return {row["context.span_id"]: row for _, row in frame.iterrows()}
 
 
+def _absent_as_none(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
 def _value(row: Any, key: str) -> Any:
-    value = row.get(f"attributes.{key}")
-    return None if isinstance(value, float) and value != value else value  # NaN: absent
+    return _absent_as_none(row.get(f"attributes.{key}"))  # a column's NaN: absent here
 
 
-def check_phoenix(spans: list[Span], runs: dict[str, Any], rows: dict[str, Any], costs: dict) -> None:
+def check_phoenix(
+    spans: list[Span], runs: dict[str, Any], rows: dict[str, Any], costs: dict
+) -> None:
     seen_kinds = set()
     for span in spans:
         row = rows[hex_id(span.span_id)]
@@ -136,7 +141,7 @@ def check_phoenix(spans: list[Span], runs: dict[str, Any], rows: dict[str, Any],
         seen_kinds.add(span.kind)
         assert row["name"].endswith(span.name) or span.kind == "chat_model"
         parent = hex_id(span.parent_id) if span.parent_id else None
-        assert (row["parent_id"] or None) == parent
+        assert _absent_as_none(row["parent_id"]) == parent
         assert row["context.trace_id"] == span.trace_id.replace("-", "")
         assert _value(row, "user.id") == span.user_id == run.metadata["user_id"]
         assert _value(row, "session.id") == span.session_id == run.metadata["thread_id"]
@@ -167,7 +172,9 @@ def check_phoenix(spans: list[Span], runs: dict[str, Any], rows: dict[str, Any],
             ]
             assert (answer.get("message.content") or "") == output.content
             usage = output.usage_metadata
-            assert _value(row, "llm.token_count.prompt") == span.input_tokens == usage["input_tokens"]
+            assert (
+                _value(row, "llm.token_count.prompt") == span.input_tokens == usage["input_tokens"]
+            )
             assert (
                 _value(row, "llm.token_count.completion")
                 == span.output_tokens
@@ -259,7 +266,9 @@ def check_mlflow(spans: list[Span], runs: dict[str, Any], traces: dict[str, Any]
                 c["id"] for c in output.tool_calls
             ]
             usage = got.attributes["mlflow.chat.tokenUsage"]
-            assert usage["input_tokens"] == span.input_tokens == output.usage_metadata["input_tokens"]
+            assert (
+                usage["input_tokens"] == span.input_tokens == output.usage_metadata["input_tokens"]
+            )
             assert usage["output_tokens"] == span.output_tokens
             assert got.attributes["mlflow.llm.model"] == span.response_model == SERVED_MODEL
             cost = got.attributes.get("mlflow.llm.cost")
