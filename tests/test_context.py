@@ -194,3 +194,31 @@ def test_reading_the_context_never_raises(tmp_path: Path, monkeypatch: pytest.Mo
         assert RunnableLambda(lambda x: x + 1).invoke(1, {"callbacks": [obs]}) == 2
     trace_row, [span] = only_trace(tmp_path / "t.db")
     assert span.traceparent is None and trace_row.otel_trace_id == UUID(span.trace_id).hex
+
+
+def test_a_version_5_file_gains_the_version_7_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    import sqlite_utils
+
+    from lc_observe.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+    db = sqlite_utils.Database(tmp_path / "fresh5.db")  # a file as version 5 left it
+    for version in range(1, 6):
+        MIGRATIONS[version](db)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 5")
+    db.close()
+    with TraceStore(tmp_path / "fresh5.db") as store:  # migrates
+        assert store.traces() == []
+    with sqlite3.connect(tmp_path / "fresh5.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        spans = {row[1] for row in conn.execute("PRAGMA table_info(spans)")}
+        traces = {row[1] for row in conn.execute("PRAGMA table_info(traces)")}
+    assert {"response_model", "params", "traceparent"} <= spans and "traceparent" in traces
+    tracer = TracerProvider().get_tracer("t")
+    with ObsHandler(tmp_path / "fresh5.db") as obs, tracer.start_as_current_span("job") as job:
+        RunnableLambda(lambda x: x, name="after").invoke(1, {"callbacks": [obs]})
+    with TraceStore(tmp_path / "fresh5.db") as store:
+        [found] = store.traces(otel_trace_id=f"{job.get_span_context().trace_id:032x}")
+        assert found.name == "after"
