@@ -485,18 +485,37 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _headers(pairs: list[str]) -> dict[str, str]:
+    """``--header NAME=VALUE`` (repeatable) as a dict; a malformed one names the fix."""
+    headers: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(
+                f"--header {pair!r} is not NAME=VALUE (e.g. --header x-mlflow-experiment-id=0)"
+            )
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_jsonl, export_otlp
+    from .export import DEFAULT_EXPORT_TIMEOUT, export_jsonl, export_otlp
 
     with TraceStore(args.db) as store:
         trace_id = None if args.trace is None else _resolve_trace_id(store, args.trace)
     since = _since(args.since)
+    if args.otlp is None and (args.header or args.timeout is not None):
+        raise ValueError("--header and --timeout go with --otlp URL")
     if args.jsonl is not None:
         count = export_jsonl(args.db, args.jsonl, since=since, trace_id=trace_id)
         if args.jsonl != "-":
             print(f"Wrote {count} spans to {args.jsonl}", file=sys.stderr)
         return 0
-    result = export_otlp(args.db, args.otlp, since=since, trace_id=trace_id)
+    headers = _headers(args.header) if args.header else None
+    timeout = args.timeout if args.timeout is not None else DEFAULT_EXPORT_TIMEOUT
+    result = export_otlp(
+        args.db, args.otlp, since=since, trace_id=trace_id, headers=headers, timeout=timeout
+    )
     if args.json:
         _print_json(result.__dict__)
     else:
@@ -628,6 +647,20 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--otlp", metavar="URL", help="an OTLP/HTTP collector (needs [otlp])")
     export.add_argument("--since", help="only traces started since an ISO time or an age (30d)")
     export.add_argument("--trace", help="only this trace (an id or a unique prefix of one)")
+    export.add_argument(
+        "--header",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an HTTP header of every OTLP request, e.g. an API key or "
+        "x-mlflow-experiment-id=0 (repeatable)",
+    )
+    export.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds one OTLP request may take, retries included (default 30: a cold "
+        "server can take several seconds to answer its first request)",
+    )
     return parser
 
 

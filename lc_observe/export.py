@@ -18,6 +18,9 @@ from .store import TimeLike, TraceStore
 from .stored import finished_trace_ids, stored_traces
 
 _SPANS_PER_EXPORT = 512
+#: Seconds one OTLP request of ``export_otlp`` may take: a cold MLflow tracking server took
+#: 7.7 s to answer its first POST (measured, docs/otlp.md), so this stays well above that.
+DEFAULT_EXPORT_TIMEOUT = 30.0
 
 
 def export_jsonl(
@@ -68,7 +71,7 @@ def export_otlp(
     since: TimeLike | timedelta | None = None,
     trace_id: str | None = None,
     headers: dict[str, str] | None = None,
-    timeout: float = 10.0,
+    timeout: float = DEFAULT_EXPORT_TIMEOUT,
 ) -> OtlpExportResult:
     """Send stored traces to an OpenTelemetry collector (``endpoint``) or ``exporter``, with
     the same span ids, names and attributes as the live export (needs ``[otlp]``)."""

@@ -44,8 +44,15 @@ from .records import (
 from .redact import RedactOption, make_redactor
 from .serialize import Limits, dumps
 from .sinks.network import NetworkSink
+from .sinks.otlp_ids import enclosing_traceparent
 from .sinks.sqlite import SQLiteSink
-from .usage import is_cache_hit, model_and_provider, observe_chunk, usage_from_result
+from .usage import (
+    is_cache_hit,
+    model_and_provider,
+    observe_chunk,
+    request_params,
+    usage_from_result,
+)
 
 logger = logging.getLogger("lc_observe")
 
@@ -206,6 +213,8 @@ class ObsHandler(BaseCallbackHandler):
             wait for each network mirror at most; what is still unsent then is abandoned
             and counted.  Network sinks (these, and any `NetworkSink` in ``sinks``) each run
             on a queue and thread of their own, never in the way of the app or the file.
+            Default 15 s: a cold MLflow tracking server took 7.7 s to answer its first
+            export (``docs/otlp.md``).
         budgets: `Budget` limits on cost or tokens (see ``docs/cost.md``).
         evaluators: heuristic evaluators (`lc_observe.evaluate`) run on every finished
             trace, on the writer thread after the trace is written (never on the callback
@@ -254,7 +263,7 @@ class ObsHandler(BaseCallbackHandler):
         project_name: str | None = None,
         otlp_endpoint: str | None = None,
         otlp_exporter: Any = None,
-        network_timeout: float = 5.0,
+        network_timeout: float = 15.0,
         budgets: Sequence[Budget] = (),
         evaluators: Sequence[Any] = (),
         alerts: Sequence[Any] = (),
@@ -351,6 +360,7 @@ class ObsHandler(BaseCallbackHandler):
         if handle_sigterm:
             install_sigterm_exit()
         self._ended: OrderedDict[int, str] = OrderedDict()  # recently ended run -> trace_id
+        self._traceparents: OrderedDict[str, str] = OrderedDict()  # trace_id -> traceparent
         self._rollup_lock = threading.Lock()  # children may finish in parallel threads
         self._internal_errors = 0
         self._last_error: tuple[BaseException | None, dict[str, Any] | None] = (None, None)
@@ -526,12 +536,17 @@ class ObsHandler(BaseCallbackHandler):
         parent_key = parent_run_id.int if parent_run_id is not None else None
         parent = self._runs.get(parent_key) if parent_key is not None else None
         span_id = str(run_id)
+        traceparent = None
         if parent is not None:
             trace_id, parent_id = parent["trace_id"], parent["span_id"]
+            traceparent = parent["traceparent"]
         elif parent_key is not None and parent_key in self._ended:
             trace_id, parent_id = self._ended[parent_key], str(parent_run_id)
+            traceparent = self._traceparents.get(trace_id)
         else:  # a root, or a parent this handler never saw: LangChain's tracers do the same
             trace_id, parent_id = span_id, None
+            # The OTel span (or remote LangSmith run) this trace continues, if any.
+            traceparent = enclosing_traceparent(parent_run_id)
         if self.hide_inputs:
             inputs = _hidden(self.hide_inputs, inputs)
         meta = {**self.metadata, **metadata} if self.metadata else dict(metadata or {})
@@ -539,6 +554,13 @@ class ObsHandler(BaseCallbackHandler):
         record = new_span_record(
             span_id, trace_id, parent_id, name, kind, time.time(), inputs, all_tags, meta
         )
+        if traceparent is not None:
+            record["traceparent"] = traceparent
+            if parent_id is None:  # late children of this trace find it after the root ended
+                self._traceparents[trace_id] = traceparent
+                if len(self._traceparents) > _RECENT_ENDED:
+                    with contextlib.suppress(KeyError):
+                        self._traceparents.popitem(last=False)
         record["_t0"] = time.perf_counter()
         record["_sampled"] = (
             self._sample_below >= 2**32 or zlib.crc32(trace_id.encode()) < self._sample_below
@@ -783,9 +805,11 @@ class ObsHandler(BaseCallbackHandler):
         kwargs: dict[str, Any],
     ) -> None:
         """Model name and provider at start (see `lc_observe.usage`); budgets checked."""
+        invocation = kwargs.get("invocation_params")
         record["model"], record["provider"] = model_and_provider(
-            serialized, record["metadata"], kwargs.get("invocation_params")
+            serialized, record["metadata"], invocation
         )
+        record["params"] = request_params(invocation)
         if self._ls_orders is not None:  # LangSmith mirror: LangChainTracer sends these too
             record["_ls_extra"] = {k: kwargs[k] for k in _LS_MODEL_EXTRA if k in kwargs}
             record["_ls_serialized"] = serialized  # the model manifest ("open in playground")
@@ -848,11 +872,12 @@ class ObsHandler(BaseCallbackHandler):
         fields = usage_from_result(response, record.pop("_stream_usage", None))
         for field in TOKEN_FIELDS:
             record[field] = fields.get(field)
-        # The response names the model actually served (for Azure, the start name is the
-        # deployment); price that one.
-        model = fields.get("model") or record["model"]
+        # ``model`` stays the requested name; the response names the one actually served
+        # (a dated snapshot; for Azure, the start name is the deployment).
         provider = fields.get("provider") or record["provider"]
-        record["model"], record["provider"] = model, provider
+        record["response_model"], record["provider"] = fields.get("model"), provider
+        if record["model"] is None:
+            record["model"] = fields.get("model")
         if record["kind"] == "chat_model":
             record["cache_hit"] = is_cache_hit(response)
         if record["cache_hit"]:
@@ -862,7 +887,9 @@ class ObsHandler(BaseCallbackHandler):
                 record[field] = None
             record["cost_usd"] = 0.0
         else:
-            record["cost_usd"] = self.prices.cost(model, provider, fields)
+            record["cost_usd"] = self.prices.call_cost(
+                record["model"], record["response_model"], provider, fields
+            )
         if self._budgets is not None:
             self._charge_budgets(record)
 
@@ -887,7 +914,13 @@ class ObsHandler(BaseCallbackHandler):
     ) -> None:
         name = _run_name(serialized, kwargs, "Unnamed")
         data = inputs if inputs is not None else {"input": input_str}
-        self._start(run_id, parent_run_id, "tool", name, data, tags, metadata)
+        record = self._start(run_id, parent_run_id, "tool", name, data, tags, metadata)
+        params = {}
+        if isinstance(serialized, dict) and isinstance(serialized.get("description"), str):
+            params["description"] = serialized["description"]
+        if isinstance(kwargs.get("tool_call_id"), str):
+            params["tool_call_id"] = kwargs["tool_call_id"]
+        record["params"] = params or None
 
     @_never_raise
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:

@@ -70,6 +70,19 @@ class Span(_Usage):
         description="Model spans: answered by LangChain's LLM cache (chat models; a cached "
         "legacy LLM call makes no callback at all). None elsewhere.",
     )
+    response_model: str | None = Field(
+        default=None, description="Model spans: the model the response names (`model`: requested)."
+    )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="A model's request parameters (temperature, max_tokens ...); a tool's "
+        "description and tool_call_id.",
+    )
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C traceparent of the OpenTelemetry span (or remote LangSmith run) "
+        "the trace ran under.",
+    )
     span_count: int = 1
     error_count: int = 0
 
@@ -153,9 +166,24 @@ class Trace(_Usage):
     graph_name: str | None = None
     span_count: int = 1
     error_count: int = 0
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C traceparent of the OpenTelemetry span (or remote LangSmith run) "
+        "this trace ran under; `otel_trace_id` is its trace id.",
+    )
     branches: list[BranchEvent] | None = Field(
         default=None, description="Routing decisions; filled by `TraceStore.trace()`."
     )
+
+    @property
+    def otel_trace_id(self) -> str:
+        """The OpenTelemetry trace id (32 hex digits) the trace's spans are exported with:
+        the enclosing span's when it ran under one, else the root run's UUID."""
+        if self.traceparent:
+            return self.traceparent.split("-")[1]
+        from .sinks.otlp_ids import otel_trace_id
+
+        return f"{otel_trace_id(self.trace_id):032x}"
 
     @property
     def is_graph(self) -> bool:

@@ -150,8 +150,26 @@ class PriceTable:
             logger.debug("lc_observe: cost of %r failed", model, exc_info=True)
             return None
 
-    def rates(self, model: str | None, provider: str | None) -> Rates | None:
-        """The prices in force now for ``model`` (USD per million tokens), ``None`` if unknown.
+    def call_cost(
+        self,
+        requested: str | None,
+        served: str | None,
+        provider: str | None,
+        fields: Mapping[str, Any],
+    ) -> float | None:
+        """USD cost of one model call, priced on the model the provider billed.
+
+        The one rule: the *served* model (the response's name, e.g. a dated snapshot
+        ``gpt-4o-mini-2024-07-18`` or an Azure deployment's real model) where the table
+        knows it, else the *requested* one.  Never raises.
+        """
+        if served and served != requested and self.rates(served, provider, warn=False):
+            return self.cost(served, provider, fields)
+        return self.cost(requested or served, provider, fields)
+
+    def rates(self, model: str | None, provider: str | None, *, warn: bool = True) -> Rates | None:
+        """The prices in force now for ``model`` (USD per million tokens), ``None`` if unknown
+        (logged once per model unless ``warn`` is False).
 
         The returned dict is shared by later calls: do not modify it.
         """
@@ -165,8 +183,10 @@ class PriceTable:
         try:
             pricing = self._cache[key]
         except KeyError:
-            pricing = self._cache[key] = self._lookup(model, provider)
-            if pricing is None:
+            pricing = self._lookup(model, provider)
+            if pricing is not None or warn:  # an unknown name is warned about once
+                self._cache[key] = pricing
+            if pricing is None and warn:
                 logger.warning(
                     "lc_observe: no price for model %r (provider %r) in %s; cost_usd stays "
                     "empty. Pass ObsHandler(prices={%r: {'input': ..., 'output': ...}}) (USD per "

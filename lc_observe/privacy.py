@@ -41,9 +41,9 @@ except ImportError:  # pragma: no cover - PyPy, or langsmith without it
 Item = tuple[str, dict[str, Any]]
 
 #: Fields of a span record that hold the application's values (serialized and redacted).
-_PAYLOADS = frozenset({"inputs", "outputs", "metadata", "tags"})
+_PAYLOADS = frozenset({"inputs", "outputs", "metadata", "tags", "params"})
 #: Fields that are lc_observe's own ids, kinds and numbers: kept as they are.
-_OWN = frozenset({"span_id", "trace_id", "parent_id", "kind", "status"})
+_OWN = frozenset({"span_id", "trace_id", "parent_id", "kind", "status", "traceparent"})
 #: Private bookkeeping the LangSmith mirror needs, and the public name it travels under.
 _LANGSMITH = {"_ls_extra": "invocation", "_ls_serialized": "serialized"}
 _REDACTION_FAILED = "…[redaction failed]"

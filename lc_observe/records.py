@@ -32,6 +32,11 @@ key                   value
 ``graph_name``        str or None: name of the outermost graph run in this subtree
 ``model`` ...         usage fields, see ``USAGE_FIELDS``; None when unknown
 ``cache_hit``         None, or for model spans whether LangChain's LLM cache answered
+``response_model``    str or None: the model the response names (``model`` is the requested)
+``params``            None or dict: a model's request parameters (temperature ...), a tool's
+                      description and call id
+``traceparent``       str or None: W3C traceparent of the OpenTelemetry span (or remote
+                      LangSmith run) the trace runs under, on every span of the trace
 ``span_count``        int, this span plus its finished descendants (rolled up)
 ``error_count``       int, spans with status error in this subtree (rolled up)
 ===================== =====================================================================
@@ -86,6 +91,9 @@ SPAN_FIELDS: tuple[str, ...] = (
     "checkpoint_ns",
     *USAGE_FIELDS,
     "cache_hit",
+    "response_model",
+    "params",
+    "traceparent",
     "span_count",
     "error_count",
 )
@@ -165,6 +173,9 @@ def new_span_record(
         "checkpoint_ns": None,
         "graph_name": None,
         "cache_hit": None,
+        "response_model": None,
+        "params": None,
+        "traceparent": None,
         "span_count": 1,
         "error_count": 0,
     }

@@ -20,7 +20,7 @@ PAGE_SIZE = 16_384
 
 #: ``PRAGMA application_id`` of every lc_observe database ("LCOB").
 APPLICATION_ID = 0x4C434F42
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
 SPAN_COLUMNS: dict[str, type] = {
     "span_id": str,
@@ -57,6 +57,12 @@ SPAN_COLUMNS: dict[str, type] = {
     "span_count": int,
     "error_count": int,
     "cache_hit": int,
+    # version 7: the model the provider answered with (``model`` is the one requested),
+    # what the run was called with besides its inputs, and the W3C traceparent of the
+    # OpenTelemetry span (or remote LangSmith run) the trace ran under
+    "response_model": str,
+    "params": str,
+    "traceparent": str,
 }
 
 TRACE_COLUMNS: dict[str, type] = {
@@ -74,6 +80,7 @@ TRACE_COLUMNS: dict[str, type] = {
     "graph_name": str,
     "span_count": int,
     "error_count": int,
+    "traceparent": str,  # version 7
     "input_tokens": int,
     "output_tokens": int,
     "total_tokens": int,
@@ -117,13 +124,14 @@ SCORE_COLUMNS: dict[str, type] = {
 
 #: Columns stored as JSON text.
 JSON_COLUMNS = frozenset(
-    {"inputs", "outputs", "tags", "metadata", "result", "destinations", "error"}
+    {"inputs", "outputs", "tags", "metadata", "result", "destinations", "error", "params"}
     | {"actions", "trace_ids"}  # alerts
 )
 
 
 #: Span columns added after version 1 (by the migration named beside each).
-_LATER_SPAN_COLUMNS = {"cache_hit"}  # version 3
+_LATER_SPAN_COLUMNS = {"cache_hit", "response_model", "params", "traceparent"}  # versions 3, 7
+_LATER_TRACE_COLUMNS = {"traceparent"}  # version 7
 #: Score columns added after version 1 (version 4).
 _LATER_SCORE_COLUMNS = ("value_type", "label", "source", "author", "metadata", "error")
 
@@ -131,7 +139,8 @@ _LATER_SCORE_COLUMNS = ("value_type", "label", "source", "author", "metadata", "
 def _create_v1(db: sqlite_utils.Database) -> None:
     v1_spans = {k: v for k, v in SPAN_COLUMNS.items() if k not in _LATER_SPAN_COLUMNS}
     db["spans"].create(v1_spans, pk="span_id", not_null={"trace_id"}, if_not_exists=True)
-    db["traces"].create(TRACE_COLUMNS, pk="trace_id", if_not_exists=True)
+    v1_traces = {k: v for k, v in TRACE_COLUMNS.items() if k not in _LATER_TRACE_COLUMNS}
+    db["traces"].create(v1_traces, pk="trace_id", if_not_exists=True)
     db["branch_events"].create(BRANCH_COLUMNS, pk="id", not_null={"trace_id"}, if_not_exists=True)
     v1_scores = {k: v for k, v in SCORE_COLUMNS.items() if k not in _LATER_SCORE_COLUMNS}
     db["scores"].create(v1_scores, pk="id", not_null={"trace_id"}, if_not_exists=True)
@@ -218,6 +227,24 @@ def _add_alerts_v5(db: sqlite_utils.Database) -> None:
     db["alerts"].create_index(["rule", "time"], if_not_exists=True)
 
 
+def _reserved_v6(db: sqlite_utils.Database) -> None:
+    """Version 6 -- reserved: full-text search (a no-op placeholder in this tree)."""
+
+
+def _otel_v7(db: sqlite_utils.Database) -> None:
+    """Version 7: ``spans.response_model``, ``spans.params``, ``spans.traceparent`` and
+    ``traces.traceparent`` (found by OTel trace id: ``TraceStore.traces(otel_trace_id=)``)."""
+    for table, columns in (("spans", SPAN_COLUMNS), ("traces", TRACE_COLUMNS)):
+        existing = db[table].columns_dict
+        for name in ("response_model", "params", "traceparent"):
+            if name in columns and name not in existing:
+                db[table].add_column(name, columns[name])
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_traces_otel_trace_id "
+        "ON traces (substr(traceparent, 4, 32)) WHERE traceparent IS NOT NULL"
+    )
+
+
 #: ``MIGRATIONS[n]`` brings a database at version ``n - 1`` to version ``n``.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
@@ -225,6 +252,8 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     3: _add_cache_and_budgets_v3,
     4: _scores_v4,
     5: _add_alerts_v5,
+    6: _reserved_v6,  # reserved: full-text search
+    7: _otel_v7,
 }
 
 

@@ -237,14 +237,19 @@ class TraceStore:
         user_id: str | None = None,
         session_id: str | None = None,
         tag: str | None = None,
+        otel_trace_id: str | None = None,
     ) -> list[Trace]:
         """Recorded traces, newest first, filtered by any of the keyword arguments.
 
         ``since``/``until`` bound the trace start time (inclusive / exclusive).  To read
         *all* matching traces while an application may be writing, use `iter_traces`
         (pages by position in the order, so no trace is returned twice or skipped).
+        ``otel_trace_id`` (32 hex digits) finds the traces that ran under that
+        OpenTelemetry trace (their recorded ``traceparent``).
         """
-        where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)
+        where, params = self._trace_filters(
+            since, until, name, status, user_id, session_id, tag, otel_trace_id
+        )
         sql = (
             f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)} "
             "ORDER BY start_time DESC, trace_id DESC LIMIT ? OFFSET ?"
@@ -263,6 +268,7 @@ class TraceStore:
         user_id: str | None = None,
         session_id: str | None = None,
         tag: str | None = None,
+        otel_trace_id: str | None = None,
     ) -> Iterator[Trace]:
         """Every matching trace, newest first, read a page at a time (filters of `traces`).
 
@@ -273,7 +279,9 @@ class TraceStore:
 
         >>> sum(1 for _ in store.iter_traces(status="error"))   # doctest: +SKIP
         """
-        where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)
+        where, params = self._trace_filters(
+            since, until, name, status, user_id, session_id, tag, otel_trace_id
+        )
         head = f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)}"
         order = " ORDER BY start_time DESC, trace_id DESC LIMIT ?"
         rows = self._query(head + order, [*params, int(page_size)])
@@ -365,12 +373,16 @@ class TraceStore:
         user_id: str | None,
         session_id: str | None,
         tag: str | None,
+        otel_trace_id: str | None = None,
     ) -> tuple[list[str], list[Any]]:
         equals = {"name": name, "status": status, "user_id": user_id, "session_id": session_id}
         where, params = _filters(equals, "start_time", since, until)
         if tag is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE value = ?)")
             params.append(tag)
+        if otel_trace_id is not None:  # the expression of idx_traces_otel_trace_id
+            where.append("traceparent IS NOT NULL AND substr(traceparent, 4, 32) = ?")
+            params.append(otel_trace_id.strip().lower().replace("-", ""))
         return where, params
 
     def trace(self, trace_id: str) -> Trace:

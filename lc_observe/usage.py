@@ -132,6 +132,37 @@ def _provider_from_type(llm_type: Any) -> str | None:
 # -- usage -------------------------------------------------------------------------------------
 
 
+#: Invocation parameters kept as a model span's request parameters (``params``): the ones
+#: the GenAI semantic conventions name (``gen_ai.request.*``) under LangChain's spellings.
+REQUEST_PARAM_KEYS = (
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "top_p",
+    "top_k",
+    "frequency_penalty",
+    "presence_penalty",
+    "stop",
+    "stop_sequences",
+    "seed",
+    "n",
+)
+
+
+def request_params(invocation_params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The request parameters of a model call (`REQUEST_PARAM_KEYS` that are set), or None.
+
+    >>> request_params({"model": "gpt-4o", "temperature": 0.2, "max_tokens": None, "n": 1})
+    {'temperature': 0.2, 'n': 1}
+    """
+    if not isinstance(invocation_params, Mapping):
+        return None
+    found = {k: invocation_params[k] for k in REQUEST_PARAM_KEYS if k in invocation_params}
+    params = {k: v for k, v in found.items() if v is not None}
+    return params or None
+
+
 def usage_from_result(
     response: Any, stream_usage: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:

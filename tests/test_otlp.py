@@ -67,7 +67,7 @@ def test_live_export_follows_genai_conventions(tmp_path: Path) -> None:
     assert stats["sent"] == 22 and stats["failed"] == 0  # 20 spans + 2 branch events
     by_run = check_against_store(received, db)
     names = sorted(s.name for s in received)
-    assert names.count("invoke_workflow demo_agent") == 2
+    assert names.count("invoke_agent demo_agent") == 2  # its nodes call a model and tools
     assert names.count("chat gpt-4o-mini") == 2
     assert "execute_tool calculator" in names and "retrieval KeywordRetriever" in names
 
@@ -85,9 +85,9 @@ def test_live_export_follows_genai_conventions(tmp_path: Path) -> None:
     assert attrs["langgraph.node"] == "answer" and attrs["langgraph.step"] == 3
     tool = attributes(next(s for s in received if s.name == "execute_tool calculator"))
     assert tool["gen_ai.tool.name"] == "calculator" and tool["gen_ai.tool.call.result"] == "42"
-    root = attributes(next(s for s in received if s.name.startswith("invoke_workflow")))
-    assert root["gen_ai.operation.name"] == "invoke_workflow"
-    assert root["gen_ai.workflow.name"] == "demo_agent"
+    root = attributes(next(s for s in received if s.name.startswith("invoke_agent")))
+    assert root["gen_ai.operation.name"] == "invoke_agent"
+    assert root["gen_ai.agent.name"] == "demo_agent"
 
     # Each routing decision is an event on the span that decided it.
     deciders = [s for s in received if any(e.name == BRANCH_EVENT for e in s.events)]

@@ -31,7 +31,8 @@ from ..dispatch import Item
 from ..records import RECORD_BRANCH, RECORD_SPAN
 from ..serialize import Limits
 from .network import NetworkSink, RetryPolicy, quiet_on_mirror_threads
-from .otlp_spans import _SAMPLED, BRANCH_EVENT, SpanBuilder, _ns, otel_span_id, otel_trace_id
+from .otlp_ids import otel_span_id, otel_trace_id, parse_traceparent
+from .otlp_spans import _SAMPLED, BRANCH_EVENT, SpanBuilder, _ns
 
 _DEFAULT_SERVICE = "lc_observe"
 
@@ -90,7 +91,11 @@ class OtlpSink(NetworkSink):
             ``"lc_observe"``).
         limits: size limits of content attributes.
         redact: redaction applied to content attributes.
-        include_content: put inputs and outputs on spans (``lc_observe.inputs`` ...).
+        include_content: put messages, inputs and outputs on spans; None (default): on
+            unless ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false``.  Content is
+            always what the privacy stage let through (redacted, bounded).
+        openinference: OpenInference attributes too (default on: Phoenix reads only those,
+            MLflow reads them first).
         retry: retry policy of a failed export (the OTLP exporter also retries within
             its ``timeout``).
         timeout: seconds one export of the default exporter may take, retries included.
@@ -109,7 +114,8 @@ class OtlpSink(NetworkSink):
         service_name: str | None = None,
         limits: Limits | None = None,
         redact: Callable[[Any], Any] | None = None,
-        include_content: bool = True,
+        include_content: bool | None = None,
+        openinference: bool = True,
         retry: RetryPolicy | None = None,
         timeout: float = 5.0,
         max_pending: int = 10_000,
@@ -122,11 +128,14 @@ class OtlpSink(NetworkSink):
         super().__init__(target, retry or RetryPolicy(attempts=2))
         self.exporter = exporter
         quiet_on_mirror_threads(type(exporter).__module__, self.label)
-        self.builder = SpanBuilder(default_resource(service_name), limits, redact, include_content)
+        self.builder = SpanBuilder(
+            default_resource(service_name), limits, redact, include_content, openinference
+        )
         self.max_pending = max_pending
         self._traces: dict[str, _Trace] = {}  # waiting for their root, oldest first
         self._pending = 0
-        self._exported: OrderedDict[str, None] = OrderedDict()  # recently exported traces
+        # Recently exported traces -> the traceparent they ran under (or None).
+        self._exported: OrderedDict[str, str | None] = OrderedDict()
 
     # -- NetworkSink -----------------------------------------------------------------------
 
@@ -182,22 +191,30 @@ class OtlpSink(NetworkSink):
             self._pending -= len(trace.spans)
             spans.extend(self.builder.spans(trace.spans, trace.branches))
             records += len(trace.spans) + len(trace.branches)
-            self._exported[trace_id] = None
+            self._exported[trace_id] = next(
+                (s["traceparent"] for s in trace.spans if s.get("traceparent")), None
+            )
             if len(self._exported) > 10_000:
                 self._exported.popitem(last=False)
         if late.spans or late.branches:
             spans.extend(self.builder.spans(late.spans, late.branches))
             known = {record["span_id"] for record in late.spans}
             orphans = [b for b in late.branches if b["span_id"] not in known]
-            spans.extend(_branch_span(self.builder, branch) for branch in orphans)
+            spans.extend(
+                _branch_span(self.builder, branch, self._exported.get(branch["trace_id"]))
+                for branch in orphans
+            )
             records += len(late.spans) + len(late.branches)
         return (spans, records) if spans else None
 
 
-def _branch_span(builder: SpanBuilder, branch: dict[str, Any]) -> ReadableSpan:
+def _branch_span(
+    builder: SpanBuilder, branch: dict[str, Any], traceparent: str | None = None
+) -> ReadableSpan:
     """A zero-length child of the deciding span carrying a decision that came too late to
     be an event of that (already exported) span."""
-    trace_id = otel_trace_id(branch["trace_id"])
+    remote = parse_traceparent(traceparent)
+    trace_id = remote[0] if remote else otel_trace_id(branch["trace_id"])
     at = _ns(branch.get("time") or 0.0)
     return ReadableSpan(
         name=BRANCH_EVENT,

@@ -1,29 +1,33 @@
-"""OpenTelemetry spans from lc_observe records, following the GenAI semantic conventions.
+"""OpenTelemetry spans from lc_observe records: GenAI semantic conventions and OpenInference.
 
-- **Ids.**  The OTel trace id is the root run's UUID (its 128 bits: the hex trace id is
-  the LangChain trace id without dashes); a span id is the first 8 bytes of the BLAKE2b
-  hash of the run's UUID.  Both are deterministic, so the live export and
-  ``lc-observe export --otlp`` give the same ids, and parents link up across batches.
-- **Names and attributes.**  Model calls are ``"chat {model}"`` / ``"text_completion
-  {model}"`` / ``"embeddings {model}"`` with ``gen_ai.operation.name``,
-  ``gen_ai.provider.name`` (and the older ``gen_ai.system``), ``gen_ai.request.model``,
-  ``gen_ai.response.model`` and ``gen_ai.usage.*``; tools are ``"execute_tool {name}"``;
-  retrievers ``"retrieval {name}"``; a LangGraph graph run is ``"invoke_workflow {name}"``;
-  other runs keep LangChain's name.  Every span carries ``langchain.run.*``,
-  ``langgraph.*`` and session/user attributes; content (inputs/outputs as JSON, redacted)
-  unless turned off.
-- **Status.**  Errors are ``ERROR`` with an ``exception`` event; LangGraph interrupts stay
-  ``UNSET`` with ``lc_observe.status = "interrupted"``.
+- **Ids** (`lc_observe.sinks.otlp_ids`): the OTel trace id is the root run's UUID, a span
+  id 8 bytes of BLAKE2b over the run's UUID; both deterministic, so the live export and
+  ``lc-observe export --otlp`` give the same ids.  A trace that ran under an OpenTelemetry
+  span (its recorded ``traceparent``) joins that trace, its root a child of that span.
+- **Names.**  ``chat {model}`` / ``text_completion {model}`` / ``embeddings {model}``,
+  ``execute_tool {name}``, ``retrieval {name}``; a LangGraph graph run is ``invoke_agent
+  {name}`` when it is an agent (a model or tool is called in it), else ``invoke_workflow
+  {name}``; other runs keep LangChain's name.
+- **Attributes.**  GenAI (``gen_ai.*``: operation, provider, request/response model,
+  request parameters, usage, finish reasons, response id, messages in the parts format,
+  tool call id/description/arguments/result, retrieval documents, agent name) and, unless
+  turned off, OpenInference (``openinference.span.kind``, ``input.value`` /
+  ``output.value`` with mime types, ``llm.*`` messages and token counts, ``tool.*``,
+  ``retrieval.documents.*``, ``metadata``, ``tag.tags``); ``session.id`` / ``user.id``
+  and ``langchain.*`` / ``langgraph.*`` always.  Content (messages, inputs, outputs,
+  arguments, results, document texts) follows one switch (`capture_content_default`) and
+  is always the redacted public form of the record.
+- **Status.**  ``OK`` on success; errors are ``ERROR`` with an ``exception`` event;
+  LangGraph interrupts stay ``UNSET`` with ``lc_observe.status = "interrupted"``.
 - **Branch decisions** are span events named ``langgraph.branch`` on the deciding span.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from uuid import UUID
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -32,6 +36,16 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from ..langgraph import is_node_run
 from ..serialize import Limits, dumps
+from . import otlp_content as content
+from .otlp_ids import otel_span_id, otel_trace_id, parse_traceparent
+
+__all__ = [
+    "BRANCH_EVENT",
+    "SpanBuilder",
+    "capture_content_default",
+    "otel_span_id",
+    "otel_trace_id",
+]
 
 BRANCH_EVENT = "langgraph.branch"
 _OPERATIONS = {
@@ -43,24 +57,45 @@ _OPERATIONS = {
 }
 _CLIENT_KINDS = frozenset({"chat_model", "llm", "embedding"})  # calls to a model service
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+#: The keys under which the handler keeps a bare (non-dict) input or output.
+_WRAPPERS = frozenset({"input", "output"})
+#: Runs that make the nearest graph above them an agent.
+_AGENT_WORK = frozenset({"chat_model", "llm", "tool"})
+#: ``openinference.span.kind`` of each LangChain run type (others: CHAIN; agents: AGENT).
+_OPENINFERENCE_KINDS = {
+    "chat_model": "LLM",
+    "llm": "LLM",
+    "embedding": "EMBEDDING",
+    "tool": "TOOL",
+    "retriever": "RETRIEVER",
+    "prompt": "PROMPT",
+}
+#: LangChain request parameter -> GenAI ``gen_ai.request.*`` attribute.
+_REQUEST_ATTRIBUTES = {
+    "temperature": "gen_ai.request.temperature",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "max_output_tokens": "gen_ai.request.max_tokens",
+    "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "stop": "gen_ai.request.stop_sequences",
+    "stop_sequences": "gen_ai.request.stop_sequences",
+    "seed": "gen_ai.request.seed",
+    "n": "gen_ai.request.choice.count",
+}
+#: The GenAI conventions' switch for message content on telemetry.
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_OFF = frozenset({"false", "0", "no", "off", "no_content", "none"})
 
 
-def otel_trace_id(trace_id: str) -> int:
-    """The OTel trace id of a LangChain trace: the root run's UUID as a 128-bit int."""
-    try:
-        value = UUID(trace_id).int
-    except ValueError:
-        value = int.from_bytes(hashlib.blake2b(trace_id.encode(), digest_size=16).digest(), "big")
-    return value or 1
-
-
-def otel_span_id(span_id: str) -> int:
-    """The OTel span id of a run: 8 bytes of BLAKE2b over the run's UUID (never 0)."""
-    try:
-        raw = UUID(span_id).bytes
-    except ValueError:
-        raw = span_id.encode()
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") or 1
+def capture_content_default() -> bool:
+    """Whether content goes on exported spans when the sink is not told: on, unless
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` says ``false`` (or
+    ``NO_CONTENT``).  Content is always the redacted public form (`lc_observe.privacy`)."""
+    value = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower()
+    return value not in _OFF
 
 
 def _ns(seconds: float) -> int:
@@ -74,7 +109,12 @@ class SpanBuilder:
         resource: the OTel resource (``service.name`` ...) of every span.
         limits: size limits of content attributes.
         redact: applied to content attributes before they leave the process.
-        include_content: put inputs/outputs (and tool arguments/results) on spans.
+        include_content: put messages, inputs/outputs, tool arguments/results and document
+            texts on spans; None: `capture_content_default` (the
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` switch, on by default).
+        openinference: add OpenInference attributes (``openinference.span.kind``,
+            ``input.value``, ``llm.*`` ...) alongside the GenAI ones: what Phoenix reads, and
+            what MLflow reads first.
     """
 
     def __init__(
@@ -82,14 +122,18 @@ class SpanBuilder:
         resource: Resource,
         limits: Limits | None = None,
         redact: Callable[[Any], Any] | None = None,
-        include_content: bool = True,
+        include_content: bool | None = None,
+        openinference: bool = True,
     ) -> None:
         from .. import __version__
 
         self.resource = resource
         self.limits = limits or Limits(max_field_chars=32_000)
         self.redact = redact
-        self.include_content = include_content
+        self.include_content = (
+            capture_content_default() if include_content is None else include_content
+        )
+        self.openinference = openinference
         self.scope = InstrumentationScope("lc_observe", __version__)
 
     def spans(
@@ -105,8 +149,15 @@ class SpanBuilder:
             for r in records
             if r["parent_id"] is not None and is_node_run(r["tags"], r["graph_node"])
         }
+        agents = _agent_graphs(records, graph_runs)
         return [
-            self.span(r, by_span.get(r["span_id"], ()), r["span_id"] in graph_runs) for r in records
+            self.span(
+                r,
+                by_span.get(r["span_id"], ()),
+                r["span_id"] in graph_runs,
+                agent=r["span_id"] in agents,
+            )
+            for r in records
         ]
 
     def span(
@@ -114,17 +165,24 @@ class SpanBuilder:
         record: dict[str, Any],
         branches: Iterable[dict[str, Any]] = (),
         graph_run: bool = False,
+        *,
+        agent: bool = False,
     ) -> ReadableSpan:
-        """The span of one finished record."""
+        """The span of one finished record (``agent``: a graph run that is an agent)."""
         kind = record["kind"]
         trace_id = otel_trace_id(record["trace_id"])
+        remote = parse_traceparent(record.get("traceparent"))
+        if remote is not None:  # the trace ran under an OTel span: join its trace
+            trace_id = remote[0]
         context = SpanContext(trace_id, otel_span_id(record["span_id"]), False, _SAMPLED)
         parent = None
         if record["parent_id"] is not None:
             parent = SpanContext(trace_id, otel_span_id(record["parent_id"]), False, _SAMPLED)
-        attributes = self._attributes(record, graph_run)
+        elif remote is not None:
+            parent = SpanContext(trace_id, remote[1], True, _SAMPLED)
+        attributes = self._attributes(record, graph_run, agent)
         events = [self.branch_event(b) for b in branches]
-        status = Status(StatusCode.UNSET)
+        status = Status(StatusCode.OK) if record["status"] == "ok" else Status(StatusCode.UNSET)
         error = record["error"]
         if record["status"] == "error" and error:
             status = Status(StatusCode.ERROR, f"{error.get('type')}: {error.get('message')}")
@@ -132,7 +190,7 @@ class SpanBuilder:
             events.insert(0, self._exception_event(record))
         end = record["end_time"] if record["end_time"] is not None else record["start_time"]
         return ReadableSpan(
-            name=self._name(record, graph_run),
+            name=self._name(record, graph_run, agent),
             context=context,
             parent=parent,
             resource=self.resource,
@@ -165,17 +223,17 @@ class SpanBuilder:
     # -- internals -------------------------------------------------------------------------
 
     @staticmethod
-    def _name(record: dict[str, Any], graph_run: bool) -> str:
+    def _name(record: dict[str, Any], graph_run: bool, agent: bool = False) -> str:
         kind, name, model = record["kind"], record["name"], record.get("model")
         if kind in ("chat_model", "llm", "embedding"):
             return f"{_OPERATIONS[kind]} {model}" if model else _OPERATIONS[kind]
         if kind in ("tool", "retriever"):
             return f"{_OPERATIONS[kind]} {name}"
         if graph_run:
-            return f"invoke_workflow {name}"
+            return f"{'invoke_agent' if agent else 'invoke_workflow'} {name}"
         return name
 
-    def _attributes(self, record: dict[str, Any], graph_run: bool) -> dict[str, Any]:
+    def _attributes(self, record: dict[str, Any], graph_run: bool, agent: bool) -> dict[str, Any]:
         kind = record["kind"]
         attrs: dict[str, Any] = {
             "langchain.run.id": record["span_id"],
@@ -190,13 +248,12 @@ class SpanBuilder:
             attrs["langchain.tags"] = [str(t) for t in record["tags"]]
         if record["metadata"]:
             attrs["langchain.metadata"] = self._text(record["metadata"])
-        operation = _OPERATIONS.get(kind) or ("invoke_workflow" if graph_run else None)
+        operation = _OPERATIONS.get(kind)
+        if graph_run:
+            operation = "invoke_agent" if agent else "invoke_workflow"
+            attrs["gen_ai.agent.name" if agent else "gen_ai.workflow.name"] = record["name"]
         if operation:
             attrs["gen_ai.operation.name"] = operation
-        if graph_run:
-            attrs["gen_ai.workflow.name"] = record["name"]
-        if kind == "tool":
-            attrs["gen_ai.tool.name"] = record["name"]
         for key, attr in (
             ("graph_node", "langgraph.node"),
             ("graph_step", "langgraph.step"),
@@ -210,23 +267,46 @@ class SpanBuilder:
             attrs["gen_ai.conversation.id"] = record["session_id"]
         if kind in _CLIENT_KINDS:
             self._model_attributes(record, attrs)
+        elif kind == "tool":
+            self._tool_attributes(record, attrs)
+        elif kind == "retriever":
+            self._retriever_attributes(record, attrs)
+        if self.openinference:
+            oi_kind = "AGENT" if agent else _OPENINFERENCE_KINDS.get(kind, "CHAIN")
+            attrs["openinference.span.kind"] = oi_kind
+            if record["tags"]:
+                attrs["tag.tags"] = [str(t) for t in record["tags"]]
+            if record["metadata"]:
+                attrs["metadata"] = attrs["langchain.metadata"]
         if self.include_content:
             self._content(record, attrs)
         return attrs
 
-    @staticmethod
-    def _model_attributes(record: dict[str, Any], attrs: dict[str, Any]) -> None:
+    def _model_attributes(self, record: dict[str, Any], attrs: dict[str, Any]) -> None:
+        requested, served = record.get("model"), record.get("response_model")
         if record.get("provider"):
             attrs["gen_ai.provider.name"] = record["provider"]
             attrs["gen_ai.system"] = record["provider"]  # the older name, still widely read
-        if record.get("model"):
-            attrs["gen_ai.request.model"] = record["model"]
-            attrs["gen_ai.response.model"] = record["model"]
+        if requested:
+            attrs["gen_ai.request.model"] = requested
+        if served or requested:
+            attrs["gen_ai.response.model"] = served or requested
+        params = record.get("params") if isinstance(record.get("params"), dict) else {}
+        for key, value in params.items():
+            attr = _REQUEST_ATTRIBUTES.get(key)
+            if attr is None or value is None:
+                continue
+            if attr == "gen_ai.request.stop_sequences":
+                value = [value] if isinstance(value, str) else [str(v) for v in value]
+            elif not isinstance(value, (int, float, str, bool)):
+                continue
+            attrs[attr] = value
         for key, attr in (
             ("input_tokens", "gen_ai.usage.input_tokens"),
             ("output_tokens", "gen_ai.usage.output_tokens"),
             ("cached_tokens", "gen_ai.usage.cache_read.input_tokens"),
-            ("cache_creation_tokens", "gen_ai.usage.cache_creation.input_tokens"),
+            ("cache_creation_tokens", "gen_ai.usage.cache_write.input_tokens"),
+            ("cache_creation_tokens", "gen_ai.usage.cache_creation.input_tokens"),  # older name
             ("reasoning_tokens", "gen_ai.usage.reasoning.output_tokens"),
             ("cost_usd", "lc_observe.cost_usd"),
         ):
@@ -234,6 +314,85 @@ class SpanBuilder:
                 attrs[attr] = record[key]
         if record.get("ttft_ms") is not None:
             attrs["gen_ai.response.time_to_first_chunk"] = record["ttft_ms"] / 1000
+        talk = content.Conversation.of(record["inputs"], record["outputs"])
+        reasons = [r for r in talk.finish_reasons if r]
+        if reasons:
+            attrs["gen_ai.response.finish_reasons"] = reasons
+        if talk.response_id:
+            attrs["gen_ai.response.id"] = talk.response_id
+        if self.openinference:
+            if served or requested:
+                attrs["llm.model_name"] = served or requested
+            if requested:
+                attrs["llm.request.model_name"] = requested
+            if served:
+                attrs["llm.response.model_name"] = served
+            if record.get("provider"):
+                attrs["llm.provider"] = attrs["llm.system"] = record["provider"]
+            if params:
+                attrs["llm.invocation_parameters"] = self._text(params)
+            if reasons:
+                attrs["llm.finish_reason"] = reasons[0]
+            for key, attr in (
+                ("input_tokens", "llm.token_count.prompt"),
+                ("output_tokens", "llm.token_count.completion"),
+                ("total_tokens", "llm.token_count.total"),
+                ("cached_tokens", "llm.token_count.prompt_details.cache_read"),
+                ("cache_creation_tokens", "llm.token_count.prompt_details.cache_write"),
+                ("reasoning_tokens", "llm.token_count.completion_details.reasoning"),
+            ):
+                if record.get(key) is not None:
+                    attrs[attr] = record[key]
+        if self.include_content:
+            if talk.system:
+                attrs["gen_ai.system_instructions"] = self._text(talk.system)
+            if talk.inputs:
+                attrs["gen_ai.input.messages"] = self._text(talk.genai_inputs())
+            if talk.outputs:
+                attrs["gen_ai.output.messages"] = self._text(talk.genai_outputs())
+            if self.openinference:
+                system = [{"type": "system", "content": p.get("content")} for p in talk.system]
+                messages = [*system, *talk.inputs] if talk.system else talk.inputs
+                for prefix, items in (
+                    ("llm.input_messages", messages),
+                    ("llm.output_messages", talk.outputs),
+                ):
+                    for key, value in content.openinference_messages(prefix, items, self._text):
+                        attrs[key] = self._text(value)
+
+    def _tool_attributes(self, record: dict[str, Any], attrs: dict[str, Any]) -> None:
+        attrs["gen_ai.tool.name"] = record["name"]
+        attrs["gen_ai.tool.type"] = "function"
+        params = record.get("params") if isinstance(record.get("params"), dict) else {}
+        call_id = content.tool_call_id(record)
+        if call_id:
+            attrs["gen_ai.tool.call.id"] = call_id
+        if isinstance(params.get("description"), str):
+            attrs["gen_ai.tool.description"] = self._text(params["description"])
+        if self.openinference:
+            attrs["tool.name"] = record["name"]
+            if "gen_ai.tool.description" in attrs:
+                attrs["tool.description"] = attrs["gen_ai.tool.description"]
+            if call_id:
+                attrs["tool.id"] = call_id
+
+    def _retriever_attributes(self, record: dict[str, Any], attrs: dict[str, Any]) -> None:
+        docs = content.documents(record["outputs"])
+        shown = [
+            {k: v for k, v in d.items() if self.include_content or k in ("id", "score")}
+            for d in docs
+        ]
+        if docs:
+            attrs["gen_ai.retrieval.documents"] = self._text(shown)
+        if self.openinference:
+            for i, doc in enumerate(shown):
+                head = f"retrieval.documents.{i}.document"
+                for key in ("id", "content", "score"):
+                    if doc.get(key) is not None:
+                        value = doc[key]
+                        attrs[f"{head}.{key}"] = value if key == "score" else self._text(value)
+                if doc.get("metadata"):
+                    attrs[f"{head}.metadata"] = self._text(doc["metadata"])
 
     def _content(self, record: dict[str, Any], attrs: dict[str, Any]) -> None:
         inputs, outputs = record["inputs"], record["outputs"]
@@ -241,15 +400,36 @@ class SpanBuilder:
             attrs["lc_observe.inputs"] = self._text(inputs)
         if outputs is not None:
             attrs["lc_observe.outputs"] = self._text(outputs)
-        if record["kind"] == "tool":
+        kind = record["kind"]
+        if kind == "tool":
             if inputs is not None:
                 attrs["gen_ai.tool.call.arguments"] = attrs["lc_observe.inputs"]
             if isinstance(outputs, dict) and "output" in outputs:
-                attrs["gen_ai.tool.call.result"] = self._text(outputs["output"])
-        elif record["kind"] == "retriever" and isinstance(inputs, dict):
+                attrs["gen_ai.tool.call.result"] = self._text(content.tool_result(outputs))
+        elif kind == "retriever" and isinstance(inputs, dict):
             query = inputs.get("query")
             if isinstance(query, str):
                 attrs["gen_ai.retrieval.query.text"] = self._text(query)
+        if self.openinference:
+            for side, value in (("input", inputs), ("output", outputs)):
+                if kind == "tool" and side == "output":
+                    value = content.tool_result(outputs)
+                text, mime = self._io_value(value)
+                if text is not None:
+                    attrs[f"{side}.value"] = text
+                    attrs[f"{side}.mime_type"] = mime
+
+    def _io_value(self, value: Any) -> tuple[str | None, str]:
+        """OpenInference's ``input.value``/``output.value``: text as text, anything else as
+        JSON.  A value LangChain handed over bare (the handler keeps it as ``{"input": v}``
+        / ``{"output": v}``) is shown bare."""
+        if value is None:
+            return None, "text/plain"
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _WRAPPERS:
+            value = next(iter(value.values()))
+        if isinstance(value, str):
+            return self._text(value), "text/plain"
+        return self._text(value), "application/json"
 
     def _exception_event(self, record: dict[str, Any]) -> Event:
         error = record["error"] or {}
@@ -269,3 +449,21 @@ class SpanBuilder:
             decoded = json.loads(text)
             return decoded if isinstance(decoded, str) else text
         return text
+
+
+def _agent_graphs(records: list[dict[str, Any]], graph_runs: set[str]) -> set[str]:
+    """Graph runs that are agents: the nearest graph run above a model call or a tool call
+    (the graph reasons or acts itself).  A graph whose nodes only run other graphs, or
+    plain functions, stays a workflow."""
+    parents = {r["span_id"]: r["parent_id"] for r in records}
+    agents: set[str] = set()
+    for record in records:
+        if record["kind"] not in _AGENT_WORK:
+            continue
+        up = record["parent_id"]
+        seen = 0
+        while up is not None and up not in graph_runs and seen < 10_000:
+            up, seen = parents.get(up), seen + 1
+        if up is not None and up in graph_runs:
+            agents.add(up)
+    return agents

@@ -173,6 +173,7 @@ def span_row(
     row["outputs"] = _payload(record["outputs"], limits, memo, known)
     row["tags"] = _payload(record["tags"] or [], limits, None, known)
     row["metadata"] = _payload(record["metadata"] or {}, limits, memo, known)
+    row["params"] = _payload(record.get("params"), limits, memo, known)
     return tuple(map(row.get, _SPAN_COLS))
 
 
