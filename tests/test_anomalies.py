@@ -31,6 +31,8 @@ from lc_observe.analysis.anomalies import KINDS, AnomalyConfig
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, record_drift, run_tickets
 from lc_observe.schema import APPLICATION_ID, SCHEMA_VERSION, ensure_schema
 
+from .tiers import examples
+
 _CI = os.environ.get("CI") == "true"
 SEEDS = int(os.environ.get("LC_OBSERVE_ANOMALY_SEEDS", "100" if _CI else "20"))
 
@@ -396,7 +398,7 @@ def test_false_positive_and_detection_rates_over_seeds(tmp_path, record_property
     assert all(rates[change] >= 0.9 for change in EXPECTED), rates
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.floats(0.001, 1e6), min_size=2, max_size=40),
     st.lists(st.floats(0.001, 1e6), min_size=2, max_size=40),

@@ -22,8 +22,7 @@ from lc_observe import ObsHandler, TraceStore
 from lc_observe.serialize import TRUNCATED_KEY
 
 from .runs import Explosive, nested_lambdas
-
-FUZZ_CASES = int(os.environ.get("LC_OBSERVE_FUZZ_CASES", "10000"))
+from .tiers import FUZZ_CASES
 
 
 def _invoke_many(obs: ObsHandler, count: int) -> None:
