@@ -9,6 +9,7 @@
 from .analysis.alerts import AlertRule, Webhook
 from .analysis.anomalies import AnomalyConfig
 from .budgets import Budget
+from .config import OTLP, LangSmith, Privacy, Queue, Runs
 from .errors import (
     BudgetExceededError,
     DatabaseLockedError,
@@ -38,6 +39,7 @@ from .store import TraceStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "OTLP",
     "Alert",
     "AlertRule",
     "Anomaly",
@@ -50,9 +52,13 @@ __all__ = [
     "DatabaseNotFoundError",
     "ErrorInfo",
     "ForeignDatabaseError",
+    "LangSmith",
     "LcObserveError",
     "Limits",
     "ObsHandler",
+    "Privacy",
+    "Queue",
+    "Runs",
     "SchemaVersionError",
     "Score",
     "ScoreStat",

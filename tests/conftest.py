@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, TraceStore
 
 from .tiers import IN_CI, RUN_SLOW
 
@@ -45,7 +45,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def handler(db_path: Path) -> Iterator[ObsHandler]:
-    obs = ObsHandler(db_path, schedule_delay=0.05)
+    obs = ObsHandler(db_path, queue=Queue(schedule_delay=0.05))
     yield obs
     obs.close()
 

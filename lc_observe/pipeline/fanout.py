@@ -234,7 +234,8 @@ class Pipeline:
         return processor.close(bound if done else 0.0, at_exit=at_exit, report=False) and done
 
     def stats(self) -> dict[str, Any]:
-        """Top-level counters (intake + primary destination) and one dict per other one."""
+        """Top-level counters (the intake and the primary destination: the local file, or
+        the first sink without one) and one dict per destination but the local file."""
         intake = self.intake.stats()
         primary = self.primary.processor.stats()
         counters: dict[str, Any] = {
@@ -246,8 +247,9 @@ class Pipeline:
             "in_flight": intake.in_flight + primary.in_flight,
             "lost": intake.lost + primary.lost,
         }
-        for destination in self.destinations[1:]:
-            counters[destination.label] = destination.stats()
+        for destination in self.destinations:
+            if destination.label != LOCAL:
+                counters[destination.label] = destination.stats()
         return counters
 
 
