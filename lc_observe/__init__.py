@@ -6,6 +6,7 @@
 >>> TraceStore("traces.db").print_trace(...)               # doctest: +SKIP
 """
 
+from ._version import __version__
 from .analysis.alerts import AlertRule, Webhook
 from .analysis.anomalies import AnomalyConfig
 from .budgets import Budget
@@ -35,8 +36,6 @@ from .model import (
 )
 from .serialize import Limits
 from .store import TraceStore
-
-__version__ = "0.1.0"
 
 __all__ = [
     "OTLP",

@@ -84,7 +84,7 @@ class SpanBuilder:
         redact: Callable[[Any], Any] | None = None,
         include_content: bool = True,
     ) -> None:
-        from .. import __version__
+        from .._version import __version__
 
         self.resource = resource
         self.limits = limits or Limits(max_field_chars=32_000)
