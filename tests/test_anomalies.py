@@ -367,6 +367,7 @@ NEAR_THRESHOLD = {
 }
 
 
+@pytest.mark.slow
 def test_false_positive_and_detection_rates_over_seeds(tmp_path, record_property) -> None:
     false_positives = 0
     detected = dict.fromkeys({**EXPECTED, **NEAR_THRESHOLD}, 0)
