@@ -361,13 +361,13 @@ class ObsHandler(BaseCallbackHandler):
     @property
     def store(self) -> Any:
         """A `TraceStore` over ``db_path``, after flushing what is pending (locally: the
-        network mirrors are not waited for)."""
+        the other sinks are not waited for)."""
         from .store import TraceStore
 
         if self.db_path is None:
             raise ValueError("this handler writes no SQLite file (db_path=None): no store")
         self._submit_open_runs()
-        self._pipeline.flush(mirrors=False)
+        self._pipeline.flush(local_only=True)
         return TraceStore(self.db_path)
 
     def score(

@@ -170,13 +170,14 @@ class Pipeline:
     def submit(self, kind: str, record: dict[str, Any]) -> bool:
         return self.intake.submit(kind, record)
 
-    def flush(self, timeout: float | None = None, *, mirrors: bool = True) -> bool:
+    def flush(self, timeout: float | None = None, *, local_only: bool = False) -> bool:
         """Everything submitted so far through the intake and into every destination (the
-        network ones each bounded by their own timeout when ``timeout`` is None)."""
+        network ones each bounded by their own timeout when ``timeout`` is None), or into
+        the local file only."""
         deadline = None if timeout is None else time.monotonic() + timeout
         done = self.intake.flush(timeout)
         for destination in self.destinations:
-            if destination.network and not mirrors:
+            if local_only and destination.label != LOCAL:
                 continue
             bound = _remaining(deadline)
             if bound is None and destination.network:
