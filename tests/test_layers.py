@@ -202,3 +202,41 @@ def test_views_use_the_store_public_methods_only() -> None:
         and node.attr.startswith("_")
     ]
     assert not private, private
+
+
+# -- one mapping: record <-> row <-> model ---------------------------------------------------
+
+
+def test_record_row_and_model_fields_are_one_mapping(tmp_path: Path) -> None:
+    """`records.SPAN_FIELDS` names the keys of the span records the handler emits (seen by
+    a real sink on a real graph run), the fields of `model.Span`, and -- with ``error``
+    spread over three columns -- the ``spans`` columns; likewise for branch events."""
+    from lc_observe import ObsHandler
+    from lc_observe.demo import build_graph
+    from lc_observe.model import BranchEvent, Span
+    from lc_observe.records import BRANCH_FIELDS, SPAN_FIELDS
+    from lc_observe.schema import BRANCH_COLUMNS, SPAN_COLUMNS
+
+    class Capture:
+        def __init__(self) -> None:
+            self.items: list = []
+
+        def export(self, batch: list) -> int:
+            self.items.extend(batch)
+            return len(batch)
+
+    capture = Capture()
+    with ObsHandler(tmp_path / "t.db", sinks=[capture]) as obs:
+        build_graph().invoke({"question": "What is 6 * 7?"}, {"callbacks": [obs]})
+    spans = [record for kind, record in capture.items if kind == "span"]
+    branches = [record for kind, record in capture.items if kind == "branch"]
+    assert spans and branches
+    for record in spans:  # graph_name goes to the trace row, not to the span's
+        assert set(record) == {*SPAN_FIELDS, "graph_name"}
+    for record in branches:
+        assert set(record) == set(BRANCH_FIELDS)
+    error_columns = {"error_type", "error_message", "error_traceback"}
+    assert set(SPAN_COLUMNS) == (set(SPAN_FIELDS) - {"error"}) | error_columns
+    assert set(Span.model_fields) == set(SPAN_FIELDS)
+    assert set(BRANCH_COLUMNS) - {"id"} == set(BRANCH_FIELDS)
+    assert set(BranchEvent.model_fields) - {"id"} == set(BRANCH_FIELDS)
