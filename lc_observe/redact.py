@@ -22,8 +22,8 @@ with ``str.find``, not a regex), and a walk stops after ``time_budget`` seconds:
 it has not checked by then is replaced by ``"…[redaction budget exceeded]"``, never kept
 in clear.
 
-Redaction is on by default (`ObsHandler(privacy=Privacy(redact=...))`): ``True`` for the defaults, ``False``
-to turn it off, a list of extra regular expressions to add to the defaults, or a
+Redaction is on by default (`ObsHandler(privacy=Privacy(redact=...))`): ``True`` for the
+defaults, ``False`` to turn it off, a list of extra regular expressions to add to the defaults, or a
 `Redactor` (or any function on JSON-safe values) of your own.
 """
 
