@@ -5,14 +5,16 @@
     ObsHandler callbacks (app thread: in-memory bookkeeping only)
         │ submit(kind, record)                     bounded; full: stats["dropped"]
         ▼
-    intake processor ── worker "lc_observe-writer" ──▶ PrivacyStage.batch  (once per record)
+    intake processor ── worker "lc_observe-intake" ──▶ PrivacyStage.batch  (once per record)
         │ FanOut.export(public batch)
         ├──▶ "local"      processor ─▶ SQLiteSink ─▶ Prometheus ─▶ alerts ─▶ evaluators
         ├──▶ "langsmith"  processor ─▶ LangSmithSink
         ├──▶ "otlp"       processor ─▶ OtlpSink
         └──▶ <label>      processor ─▶ any sink given in ``sinks=[...]``
 
-Every destination has a bounded queue and a worker of its own (`Dispatcher`, shaped as
+Worker threads: ``lc_observe-intake``, ``lc_observe-writer`` (the local file) and
+``lc_observe-<label>`` per other destination.  Every destination has a bounded queue and a
+worker of its own (`Dispatcher`, shaped as
 OpenTelemetry's ``BatchSpanProcessor``) in front of exporters that share one contract
 (`lc_observe.dispatch.Sink`: ``export`` / ``force_flush`` / ``shutdown``): a destination
 that is slow or full drops (and counts) only its own records.  Every sink, the user's
@@ -121,7 +123,7 @@ class Pipeline:
                 batch_size=batch_size,
                 schedule_delay=schedule_delay,
                 exit_timeout=exit_timeout,
-                name="lc_observe-local",
+                name="lc_observe-writer",
                 owned=True,
             )
             destinations.append(Destination(LOCAL, processor, list(local), None))
@@ -147,7 +149,7 @@ class Pipeline:
             batch_size=batch_size,
             schedule_delay=schedule_delay,
             exit_timeout=exit_timeout,
-            name="lc_observe-writer",
+            name="lc_observe-intake",
             owned=True,
         )
         self.intake.prepare = prepare
