@@ -31,10 +31,9 @@ from lc_observe.analysis.anomalies import KINDS, AnomalyConfig
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, record_drift, run_tickets
 from lc_observe.schema import APPLICATION_ID, SCHEMA_VERSION, ensure_schema
 
-from .tiers import examples
+from .tiers import IN_CI, examples
 
-_CI = os.environ.get("CI") == "true"
-SEEDS = int(os.environ.get("LC_OBSERVE_ANOMALY_SEEDS", "100" if _CI else "20"))
+SEEDS = int(os.environ.get("LC_OBSERVE_ANOMALY_SEEDS", "100" if IN_CI else "20"))
 
 #: Every kind of change at once, in one recent window of the real graph.
 ALL_CHANGES = {
