@@ -6,9 +6,11 @@
 >>> TraceStore("traces.db").print_trace(...)               # doctest: +SKIP
 """
 
+from ._version import __version__
 from .analysis.alerts import AlertRule, Webhook
 from .analysis.anomalies import AnomalyConfig
 from .budgets import Budget
+from .config import OTLP, LangSmith, Privacy, Queue, Runs
 from .errors import (
     BudgetExceededError,
     DatabaseLockedError,
@@ -35,9 +37,8 @@ from .model import (
 from .serialize import Limits
 from .store import TraceStore
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "OTLP",
     "Alert",
     "AlertRule",
     "Anomaly",
@@ -50,9 +51,13 @@ __all__ = [
     "DatabaseNotFoundError",
     "ErrorInfo",
     "ForeignDatabaseError",
+    "LangSmith",
     "LcObserveError",
     "Limits",
     "ObsHandler",
+    "Privacy",
+    "Queue",
+    "Runs",
     "SchemaVersionError",
     "Score",
     "ScoreStat",

@@ -210,11 +210,12 @@ def record_drift(
 ) -> datetime:
     """Record ``baseline`` stable tickets, then ``recent`` tickets with ``changes`` applied to
     the `Knobs` (e.g. ``review_rate=0.45``); returns the time the recent window starts."""
+    from .config import Queue
     from .handler import ObsHandler
 
     knobs = Knobs(seed=seed)
     graph = build_graph(knobs)
-    handler = ObsHandler(db_path, prices=PRICES, handle_sigterm=False)
+    handler = ObsHandler(db_path, prices=PRICES, queue=Queue(handle_sigterm=False))
     try:
         run_tickets(graph, handler, baseline)
         handler.flush()

@@ -1,10 +1,12 @@
-"""The bounded queue and the one background worker that feeds the sinks.
+"""The processor of one destination: a bounded queue and one background worker.
 
-The callback thread calls `Dispatcher.submit`, which only appends to a deque (or
-counts a drop when the queue is full).  A daemon worker thread wakes when a batch
-is ready or every ``schedule_delay`` seconds, and hands batches to each sink's
-``export``.  ``flush`` waits until everything submitted before it was handled;
-an ``atexit`` hook flushes every live dispatcher so a script that never calls
+The shape of OpenTelemetry's ``BatchSpanProcessor``: `Dispatcher.submit` only appends to
+a deque (or counts a drop when the queue is full); a daemon worker thread wakes when a
+batch is ready or every ``schedule_delay`` seconds, and hands the batch to its exporters
+(`Sink`: ``export`` / ``force_flush`` / ``shutdown``).  ``flush`` waits until everything
+submitted before it was handled.  An `ObsHandler` runs one processor in front of the
+privacy stage and one per destination (`lc_observe.pipeline`); an ``atexit`` hook shuts
+every live pipeline (and stand-alone processor) down so a script that never calls
 ``flush()`` still loses nothing.
 
 Process lifecycle (one place for all of it): the exit flush also runs on SIGTERM (then
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import itertools
 import logging
 import os
 import signal
@@ -39,20 +40,35 @@ _FLUSH = "__flush__"  # queue marker type, never handed to a sink
 
 
 class Sink(Protocol):
-    """Where batches of records go.  Runs on the worker thread only.
+    """The exporter contract of every destination (as OpenTelemetry's ``SpanExporter``).
 
-    An `ObsHandler`'s sinks receive public records (`lc_observe.privacy`): JSON-safe,
-    bounded, redacted, without the handler's private keys; records of one batch may share
-    values, so a sink treats them as read-only.
+    Runs on its destination's worker thread only.  An `ObsHandler`'s sinks receive public
+    records (`lc_observe.privacy`): JSON-safe, bounded, redacted, without the handler's
+    private keys; records of one batch may share values, so a sink treats them as
+    read-only.  A sink does not queue, batch or run threads: its processor does.
+
+    ``force_flush`` (send what the sink itself holds back) and ``shutdown`` are optional;
+    a sink with a ``close()`` method instead of ``shutdown()`` keeps working.
     """
 
     def export(self, batch: Sequence[Item]) -> int:
         """Persist a batch; return how many items were persisted (the rest count as failed)."""
         ...
 
-    def close(self) -> None:
-        """Release resources; called once, on the worker thread or at exit."""
+    def shutdown(self) -> None:
+        """Send what is held back, release resources; called once, on the worker thread."""
         ...
+
+
+def shutdown_sink(sink: Any) -> None:
+    """Call a sink's ``shutdown()`` (or the older ``close()``), logging what it raises."""
+    stop = getattr(sink, "shutdown", None) or getattr(sink, "close", None)
+    if stop is None:
+        return
+    try:
+        stop()
+    except Exception:
+        logger.exception("lc_observe: shutting sink %s down failed", type(sink).__name__)
 
 
 @dataclass
@@ -71,14 +87,24 @@ class DispatchStats:
         return dict(self.__dict__)
 
 
-_live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
-_serials = itertools.count()
+class ExitParticipant(Protocol):
+    """What the exit flush shuts down: a pipeline, or a processor of its own."""
+
+    def exit_flush(self) -> None:
+        """Flush and close within the participant's own exit time bound."""
+        ...
+
+
+#: shut down at exit (pipelines and stand-alone processors)
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
+#: every processor, owned or not: each forgets its parent's queue in a forked child
+_processors: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 _exiting = False  # the exit flush is running (atexit, SIGTERM or a multiprocessing finalizer)
 _sigterm_during_exit = False  # a SIGTERM arrived meanwhile: honour it once the flush is done
 
 
 def flush_all_at_exit() -> None:
-    """Flush and close every live dispatcher, each within its ``exit_timeout``; once per process.
+    """Shut every live pipeline and processor down, each within its own bounds; once per process.
 
     Runs from ``atexit``, from the SIGTERM hook and from multiprocessing's finalizers (which
     run in children that end with ``os._exit``, where ``atexit`` never does).  What cannot
@@ -88,13 +114,10 @@ def flush_all_at_exit() -> None:
     if _exiting:
         return
     _exiting = True
-    # Newest first: a handler creates its network mirrors' dispatchers before the one that
-    # feeds them, so what the local writer flushes at exit still reaches the mirrors.
-    for dispatcher in sorted(_live, key=lambda d: d._serial, reverse=True):
+    # Each pipeline orders its own destinations (local file first, then mirrors).
+    for participant in list(_live):
         try:
-            for hook in dispatcher.before_exit:
-                hook()
-            dispatcher.close(timeout=dispatcher.exit_timeout, at_exit=True)
+            participant.exit_flush()
         except Exception:  # pragma: no cover - never fail interpreter shutdown
             logger.exception("lc_observe: flush at exit failed")
 
@@ -204,9 +227,9 @@ def _after_fork_in_child() -> None:
     global _exiting, _sigterm_during_exit, _mp_hooked_pid
     _exiting = _sigterm_during_exit = False
     _mp_hooked_pid = None
-    for dispatcher in list(_live):
+    for dispatcher in list(_processors):
         dispatcher._reset_after_fork()
-    if _live:
+    if _processors:
         _hook_multiprocessing()
 
 
@@ -226,6 +249,8 @@ class Dispatcher:
         idle_exit: seconds without records after which the worker thread ends (restarted on
             demand), so handlers that are dropped leave no thread behind.
         name: the worker thread's name.
+        owned: a pipeline shuts this processor down (at exit too); otherwise the exit
+            flush does, on its own.
     """
 
     def __init__(
@@ -238,6 +263,7 @@ class Dispatcher:
         exit_timeout: float = 10.0,
         idle_exit: float = 30.0,
         name: str = "lc_observe-writer",
+        owned: bool = False,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be >= 1")
@@ -250,7 +276,6 @@ class Dispatcher:
         self.exit_timeout = exit_timeout
         self.idle_exit = idle_exit
         self.name = name
-        self._serial = next(_serials)
         self.before_exit: list[Callable[[], None]] = []
         #: called in a forked child, after this dispatcher dropped the parent's queue
         self.after_fork: list[Callable[[], None]] = []
@@ -270,7 +295,10 @@ class Dispatcher:
         self._closed = False
         self._drop_logged = False
         self._thread: threading.Thread | None = None
-        _live.add(self)
+        self._owned = owned
+        if not owned:
+            _live.add(self)
+        _processors.add(self)
         _hook_multiprocessing()
 
     # -- callback side -------------------------------------------------------------------------
@@ -282,11 +310,11 @@ class Dispatcher:
                 self._dropped += 1
             if not self._drop_logged:
                 self._drop_logged = True
-                full = f"queue is full ({self.max_queue})"
+                full = f"queue of {self.name} is full ({self.max_queue})"
                 reason = "handler is closed" if self._closed else full
                 logger.warning(
-                    "lc_observe: dropping records because the %s; see handler.stats['dropped']. "
-                    "Raise max_queue= or call flush() more often.",
+                    "lc_observe: dropping records because the %s; see handler.stats. "
+                    "Raise the queue bound (Queue(max_size=...)) or call flush() more often.",
                     reason,
                 )
             return False
@@ -298,6 +326,33 @@ class Dispatcher:
         if len(self._queue) >= self.batch_size:
             self._wake.set()
         return True
+
+    def submit_many(self, items: Sequence[Item]) -> int:
+        """Queue a batch (from another processor's worker); what does not fit is dropped
+        and counted.  Returns how many were queued."""
+        room = 0 if self._closed else max(0, self.max_queue - len(self._queue))
+        taken = items if len(items) <= room else items[:room]
+        if len(taken) < len(items):
+            with self._count_lock:
+                self._dropped += len(items) - len(taken)
+            if not self._drop_logged:
+                self._drop_logged = True
+                logger.warning(
+                    "lc_observe: dropping records because the queue of %s is %s; see "
+                    "handler.stats. Raise the queue bound (Queue(max_size=...)).",
+                    self.name,
+                    "closed" if self._closed else f"full ({self.max_queue})",
+                )
+        if not taken:
+            return 0
+        with self._count_lock:
+            self._enqueued += len(taken)
+        self._queue.extend(taken)
+        if self._thread is None:  # read after the append: see _retire
+            self._start_worker()
+        if len(self._queue) >= self.batch_size:
+            self._wake.set()
+        return len(taken)
 
     # -- control -------------------------------------------------------------------------------
 
@@ -320,8 +375,9 @@ class Dispatcher:
     ) -> bool:
         """Flush (within ``timeout``), stop the worker and close the sinks.  Idempotent.
 
-        Records still unwritten when ``timeout`` runs out are counted (``stats().lost``)
-        and, unless ``report`` is False, logged once with what to do about it.
+        Records still unwritten when ``timeout`` runs out are counted (``stats().lost``),
+        taken off the queue (the exporter never sees them) and, unless ``report`` is
+        False, logged once with what to do about it.
         """
         if self._closed:
             return True
@@ -329,6 +385,9 @@ class Dispatcher:
         self._closed = True
         if not flushed:
             self._count_lost(timeout, at_exit, report)
+            markers = [item for item in list(self._queue) if item[0] is _FLUSH]
+            self._queue.clear()  # in place: the worker may be draining this very deque
+            self._queue.extend(markers)
         self._wake.set()
         thread = self._thread
         # A worker that could not flush in time is stuck in a sink: waiting more only delays.
@@ -338,6 +397,12 @@ class Dispatcher:
             self._close_sinks()
         _live.discard(self)
         return flushed
+
+    def exit_flush(self) -> None:
+        """The exit flush of a stand-alone processor: its hooks, then `close`."""
+        for hook in self.before_exit:
+            hook()
+        self.close(timeout=self.exit_timeout, at_exit=True)
 
     def stats(self) -> DispatchStats:
         """A snapshot of the counters."""
@@ -359,7 +424,7 @@ class Dispatcher:
         if not report or lost == 0:
             return
         when = "at exit" if at_exit else "by close()"
-        fix = "ObsHandler(exit_timeout=...)" if at_exit else "close(timeout=...)"
+        fix = "ObsHandler(queue=Queue(exit_timeout=...))" if at_exit else "close(timeout=...)"
         logger.warning(
             "lc_observe: %d records were not written %s: the %s thread ran out of its %.1f s. "
             "They are lost. Give it more time (a larger %s) or call handler.flush() before "
@@ -478,7 +543,4 @@ class Dispatcher:
     def _close_sinks(self) -> None:
         sinks, self.sinks = self.sinks, []
         for sink in sinks:
-            try:
-                sink.close()
-            except Exception:
-                logger.exception("lc_observe: closing sink %s failed", type(sink).__name__)
+            shutdown_sink(sink)

@@ -25,10 +25,11 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from . import langgraph_hook
 from .budgets import Budget, BudgetTracker
-from .dispatch import Dispatcher, Sink, install_sigterm_exit
+from .config import Privacy, Queue, Runs, legacy_options
+from .dispatch import Sink, install_sigterm_exit
 from .errors import BudgetExceededError
 from .langgraph import GraphTracker, graph_fields, span_status_for_error
-from .mirrors import build_mirrors
+from .pipeline.fanout import Pipeline
 from .pricing import PriceTable
 from .privacy import PrivacyStage
 from .records import (
@@ -41,9 +42,8 @@ from .records import (
     TOKEN_FIELDS,
     new_span_record,
 )
-from .redact import RedactOption, make_redactor
+from .redact import make_redactor
 from .serialize import Limits, dumps
-from .sinks.network import NetworkSink
 from .sinks.otlp_ids import enclosing_traceparent
 from .sinks.sqlite import SQLiteSink
 from .usage import (
@@ -61,12 +61,8 @@ _SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
 _RECENT_ENDED = 10_000  # ended runs remembered so late children still find their trace
 HIDDEN = "…[hidden]"
 _ID_LIMITS = Limits(max_string_chars=200, max_items=10, max_depth=3, max_field_chars=400)
-_LS_MODEL_EXTRA = ("invocation_params", "options", "batch_size")  # model start kwargs
-
-
-def _remaining(deadline: float | None) -> float | None:
-    """Seconds left until ``deadline`` (``None``: no deadline, the callee's own bound)."""
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
+#: A model start's arguments kept for any sink that wants them (public field ``invocation``).
+_MODEL_START_ARGS = ("invocation_params", "options", "batch_size")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -163,6 +159,10 @@ class ObsHandler(BaseCallbackHandler):
     >>> chain.invoke({"q": "hi"}, config={"callbacks": [handler]})  # doctest: +SKIP
     >>> handler.flush()                                       # doctest: +SKIP
     >>> handler.store.print_trace(handler.store.traces()[0].trace_id)  # doctest: +SKIP
+    >>> ObsHandler("t.db", sinks=[LangSmith(), OTLP("http://localhost:4318")])  # doctest: +SKIP
+
+    Records flow capture -> privacy stage -> one queue per destination (see
+    `lc_observe.pipeline.fanout`).
 
     Args:
         db_path: SQLite file to write (default ``$LC_OBSERVE_DB`` or ``./lc_observe.db``);
@@ -171,26 +171,13 @@ class ObsHandler(BaseCallbackHandler):
         session_id: likewise; otherwise taken from run metadata ``session_id``/``thread_id``.
         tags: added to every span's tags.
         metadata: merged under every span's metadata (the run's own keys win).
-        sinks: extra sinks that receive every batch after the SQLite sink, as public
-            records (`lc_observe.privacy`: JSON-safe, bounded, redacted; read-only).
-        limits: serialization limits (string length, items, depth, field size).
-        max_queue: records held in memory at most before new ones are dropped (and counted).
-        batch_size: records written per transaction.
-        schedule_delay: seconds the writer waits to fill a batch.
-        exit_timeout: seconds the ``atexit`` flush may take at most.
-        graphs: optional hint, used only when the LangGraph branch hook is off (a LangGraph
-            version it does not understand): compiled graphs whose path_maps and routing
-            names the callback-only fallback should know.  Not needed otherwise.
-        max_open_runs: runs kept open in memory at most; beyond it the oldest is written as
-            ``running`` and forgotten (counted in ``stats["abandoned"]``).
-        open_run_ttl: seconds after which an unfinished run is written as ``running`` and
-            forgotten (a run abandoned by the app, a killed thread).
-        redact: secret redaction applied before any sink sees a value: ``True`` (default
-            patterns and key names, see `lc_observe.redact`), ``False``, a list of extra
-            regular expressions, or a callable on JSON-safe values.
-        hide_inputs: ``True`` to record no inputs at all, or a function applied to each
-            run's inputs (on the callback thread) whose result is recorded instead.
-        hide_outputs: the same for outputs.
+        sinks: more destinations, each on a queue and worker of its own, behind the
+            privacy stage: mirrors (`LangSmith(...)`, `OTLP(...)`) or any sink (an object
+            with ``export(batch) -> int``; see `lc_observe.dispatch.Sink`).  They receive
+            public records (`lc_observe.privacy`: JSON-safe, bounded, redacted; read-only).
+        queue: `Queue` bounds and timing (queue size, batch size, delays, exit flush).
+        privacy: `Privacy`: redaction, hidden inputs/outputs, serialization limits.
+        runs: `Runs`: bounds of the open-run bookkeeping, LangGraph hints.
         sample_rate: fraction of traces kept (0..1); the decision is a hash of the trace id,
             so a trace is kept or dropped whole, the same way in every process and sink.
             Dropped traces are counted in ``stats["sampled_out"]`` (spans).
@@ -199,33 +186,21 @@ class ObsHandler(BaseCallbackHandler):
             ``{"my-model": {"input": 1.0, "output": 2.0}}`` (optional keys ``cached_input``,
             ``cache_write``, ``reasoning``), or a `PriceTable`.  Models the table does not
             know get ``cost_usd=None`` (logged once), never a made-up 0.
-        handle_sigterm: when SIGTERM has its default action, flush pending records (within
-            ``exit_timeout``) before the process ends by the signal, as it would have
-            (see ``docs/reliability.md`` for the trade-off).
-        langsmith: mirror every run to LangSmith (see ``docs/langsmith.md``): ``True`` for a
-            client configured from LangSmith's environment variables (``LANGSMITH_API_KEY``,
-            ``LANGSMITH_ENDPOINT`` ..., legacy ``LANGCHAIN_*``), or a ``langsmith.Client``.
-        project_name: LangSmith project (default ``LANGSMITH_PROJECT`` or "default").
-        otlp_endpoint: also export spans to this OpenTelemetry collector URL over OTLP/HTTP
-            (extra ``[otlp]``; see ``docs/otlp.md``).
-        otlp_exporter: an OpenTelemetry ``SpanExporter`` to export spans to instead.
-        network_timeout: seconds `flush` (without a timeout), `close` and the exit flush
-            wait for each network mirror at most; what is still unsent then is abandoned
-            and counted.  Network sinks (these, and any `NetworkSink` in ``sinks``) each run
-            on a queue and thread of their own, never in the way of the app or the file.
-            Default 15 s: a cold MLflow tracking server took 7.7 s to answer its first
-            export (``docs/otlp.md``).
         budgets: `Budget` limits on cost or tokens (see ``docs/cost.md``).
         evaluators: heuristic evaluators (`lc_observe.evaluate`) run on every finished
-            trace, on the writer thread after the trace is written (never on the callback
+            trace, on the local writer after the trace is written (never on the callback
             path); their verdicts are stored as scores (``source="heuristic"``).
-        alerts: `lc_observe.AlertRule` s evaluated on the writer thread, after a batch is
+        alerts: `lc_observe.AlertRule` s evaluated on the local writer, after a batch is
             written and at most every ``alert_every`` seconds; each fires once per episode
             (log, callable, webhook) and is stored (`TraceStore.alerts`).  Needs ``db_path``.
         alert_every: seconds between two evaluations of the alert rules at most.
         prometheus: ``True`` to count runs, errors, tokens, cost, latency, TTFT and branch
             decisions in prometheus_client's default registry, or a ``CollectorRegistry``
-            (extra ``[prometheus]``; see ``docs/anomalies.md``).  Updated on the writer thread.
+            (extra ``[prometheus]``; see ``docs/anomalies.md``).  Updated on the local writer.
+
+    Older keyword names (``max_queue``, ``redact``, ``langsmith``, ``otlp_endpoint`` ...)
+    still work for one release, with a DeprecationWarning naming the new spelling
+    (`DEPRECATED`).
 
     The handler is thread-safe and may be shared by any number of concurrent runs
     (threads or asyncio tasks).  It never raises into the application: internal
@@ -244,33 +219,21 @@ class ObsHandler(BaseCallbackHandler):
         tags: Sequence[str] | None = None,
         metadata: dict[str, Any] | None = None,
         sinks: Sequence[Sink] = (),
-        limits: Limits | None = None,
-        max_queue: int = 100_000,
-        batch_size: int = 1_000,
-        schedule_delay: float = 0.2,
-        exit_timeout: float = 10.0,
-        graphs: Sequence[Any] = (),
-        max_open_runs: int = 10_000,
-        open_run_ttl: float = 3600.0,
-        redact: RedactOption = True,
-        hide_inputs: bool | Callable[[Any], Any] = False,
-        hide_outputs: bool | Callable[[Any], Any] = False,
+        queue: Queue | None = None,
+        privacy: Privacy | None = None,
+        runs: Runs | None = None,
         sample_rate: float = 1.0,
         max_db_bytes: int | None = None,
         prices: PriceTable | Mapping[str, Mapping[str, float]] | None = None,
-        handle_sigterm: bool = True,
-        langsmith: bool | Any = False,
-        project_name: str | None = None,
-        otlp_endpoint: str | None = None,
-        otlp_exporter: Any = None,
-        network_timeout: float = 15.0,
         budgets: Sequence[Budget] = (),
         evaluators: Sequence[Any] = (),
         alerts: Sequence[Any] = (),
         alert_every: float = 30.0,
         prometheus: bool | Any = False,
+        **deprecated: Any,
     ) -> None:
         super().__init__()
+        queue, privacy, runs, mirrors = legacy_options(deprecated, queue, privacy, runs)
         if db_path == DEFAULT_DB:
             db_path = os.environ.get("LC_OBSERVE_DB", DEFAULT_DB)
         self.db_path = None if db_path is None else os.fspath(db_path)
@@ -278,34 +241,24 @@ class ObsHandler(BaseCallbackHandler):
         self.session_id = session_id
         self.tags = list(tags or ())
         self.metadata = dict(metadata or {})
-        self.limits = limits or Limits()
-        self.redact = make_redactor(redact)
+        self.queue, self.privacy, self.runs = queue, privacy, runs
+        self.limits = privacy.limits
+        self.redact = make_redactor(privacy.redact)
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate!r}")
         self.sample_rate = sample_rate
         self._sample_below = int(sample_rate * 2**32)
         self.prices = prices if isinstance(prices, PriceTable) else PriceTable(overrides=prices)
         self.prices.load()  # a few ms now rather than on the first model call
-        self.hide_inputs = hide_inputs
-        self.hide_outputs = hide_outputs
-        all_sinks: list[Sink] = []
+        self.hide_inputs = privacy.hide_inputs
+        self.hide_outputs = privacy.hide_outputs
+        local: list[Sink] = []
+        sqlite_sink = None
         if self.db_path is not None:
             sqlite_sink = SQLiteSink(self.db_path, limits=self.limits, max_bytes=max_db_bytes)
             sqlite_sink.open()  # create the schema now, not on the app's first busy seconds
-            all_sinks.append(sqlite_sink)
-        all_sinks.extend(sink for sink in sinks if not isinstance(sink, NetworkSink))
-        all_sinks.extend(_metric_and_alert_sinks(self.db_path, prometheus, alerts, alert_every))
-        self._mirrors = build_mirrors(
-            langsmith=langsmith,
-            project_name=project_name,
-            otlp_endpoint=otlp_endpoint,
-            otlp_exporter=otlp_exporter,
-            network_sinks=[sink for sink in sinks if isinstance(sink, NetworkSink)],
-            limits=self.limits,
-            max_queue=max_queue,
-            timeout=network_timeout,
-        )
-        all_sinks.extend(self._mirrors)
+            local.append(sqlite_sink)
+        local.extend(_metric_and_alert_sinks(self.db_path, prometheus, alerts, alert_every))
         if evaluators:  # last: it reads each trace back after the SQLite sink wrote it
             if self.db_path is None:
                 raise ValueError(
@@ -313,29 +266,29 @@ class ObsHandler(BaseCallbackHandler):
                 )
             from .analysis.evaluate import EvaluationSink
 
-            all_sinks.append(EvaluationSink(self.db_path, evaluators))
-        # Dotted-order links of recent runs (LangSmith mirror only; see _start).
-        mirrored = any(mirror.label == "langsmith" for mirror in self._mirrors)
-        # FIFO caches are OrderedDicts: popping a plain dict's oldest key again and again
-        # scans the deleted slots before it (measured: 8 us per pop at 10k entries).
-        self._ls_orders: OrderedDict[int, tuple] | None = OrderedDict() if mirrored else None
-        if not all_sinks:
+            local.append(EvaluationSink(self.db_path, evaluators))
+        others = [*sinks, *mirrors]
+        if not local and not others:
             raise ValueError(
                 "ObsHandler(db_path=None) needs at least one sink: pass sinks=[...] "
                 "or a db_path to record into"
             )
-        self._dispatcher = Dispatcher(
-            all_sinks,
-            max_queue=max_queue,
-            batch_size=batch_size,
-            schedule_delay=schedule_delay,
-            exit_timeout=exit_timeout,
+        # Every sink receives only public records: serialized, bounded, redacted, once;
+        # with the optional fields some sink asks for (`wants`), and no others.
+        wanted = {name for sink in others for name in getattr(sink, "wants", ())}
+        stage = PrivacyStage(self.limits, self.redact, extras=wanted)
+        if sqlite_sink is not None:
+            sqlite_sink.known_text = stage.text_of  # stores the stage's JSON as it is
+        self._pipeline = Pipeline(
+            stage.batch,
+            local,
+            others,
+            max_queue=queue.max_size,
+            batch_size=queue.batch_size,
+            schedule_delay=queue.schedule_delay,
+            exit_timeout=queue.exit_timeout,
         )
-        # Every sink receives only public records: serialized, bounded, redacted, once.
-        privacy = PrivacyStage(self.limits, self.redact)
-        self._dispatcher.prepare = privacy.batch
-        if self.db_path is not None:
-            sqlite_sink.known_text = privacy.text_of  # stores the stage's JSON as it is
+        self._dispatcher = self._pipeline.intake  # what the callbacks submit to
         self._budgets = BudgetTracker(budgets) if budgets else None
         # LangChain re-raises a callback's exception only from a handler with raise_error;
         # _never_raise lets nothing through but BudgetExceededError.
@@ -343,23 +296,24 @@ class ObsHandler(BaseCallbackHandler):
         # Routing decisions are read where LangGraph resolves them (see langgraph_hook);
         # on a LangGraph version the hook does not understand, from callbacks only.
         self._graph = GraphTracker(hooked=langgraph_hook.install())
-        for graph in graphs:
+        for graph in runs.graphs:
             self._graph.register_graph(graph)
-        if max_open_runs < 1 or open_run_ttl <= 0:
-            raise ValueError("max_open_runs must be >= 1 and open_run_ttl > 0 seconds")
-        self.max_open_runs = max_open_runs
-        self.open_run_ttl = open_run_ttl
+        self.max_open_runs = runs.max_open
+        self.open_run_ttl = runs.ttl
         # Open runs, oldest first.  Run-keyed maps use ``run_id.int``: hashing a UUID runs
         # Python code (~0.7 us), an int's hash does not, and a run does ~6 lookups.
         self._runs: dict[int, dict[str, Any]] = {}
         self._starts = 0
         self._abandoned = 0
         self._sampled_out = 0
-        self._dispatcher.before_exit.append(self._submit_open_runs)
+        self._pipeline.before_exit.append(self._submit_open_runs)
         self._dispatcher.after_fork.append(self._forget_open_runs)
-        if handle_sigterm:
+        if queue.handle_sigterm:
             install_sigterm_exit()
-        self._ended: OrderedDict[int, str] = OrderedDict()  # recently ended run -> trace_id
+        # Recently ended runs -> (trace_id, run link), so late children still find their
+        # trace and ancestry.  FIFO caches are OrderedDicts: popping a plain dict's oldest
+        # key again and again scans the deleted slots before it (8 us per pop at 10k).
+        self._ended: OrderedDict[int, tuple[str, tuple]] = OrderedDict()
         self._traceparents: OrderedDict[str, str] = OrderedDict()  # trace_id -> traceparent
         self._rollup_lock = threading.Lock()  # children may finish in parallel threads
         self._internal_errors = 0
@@ -371,14 +325,12 @@ class ObsHandler(BaseCallbackHandler):
         """Block until every finished run so far is written; False if ``timeout`` ran out.
 
         Runs still open are written too, as ``running`` snapshots (replaced when they
-        finish).  In async code use ``await handler.aflush()`` so the loop is not blocked.
+        finish).  Network sinks are waited for too, each at most its own ``timeout`` when
+        no ``timeout`` is given.  In async code use ``await handler.aflush()`` so the loop
+        is not blocked.
         """
         self._submit_open_runs()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        done = self._dispatcher.flush(timeout)
-        for mirror in self._mirrors:  # each bounded by network_timeout when no timeout is given
-            done = mirror.flush(_remaining(deadline)) and done
-        return done
+        return self._pipeline.flush(timeout)
 
     async def aflush(self, timeout: float | None = None) -> bool:
         """`flush` without blocking the event loop."""
@@ -387,13 +339,10 @@ class ObsHandler(BaseCallbackHandler):
         return await asyncio.to_thread(self.flush, timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush and stop the writer; later runs are dropped (and counted)."""
+        """Flush and stop: the local file first, then the network sinks (each within its
+        own ``timeout``); later runs are dropped (and counted)."""
         self._submit_open_runs()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        done = self._dispatcher.flush(timeout)  # hands everything to the mirrors first
-        for mirror in self._mirrors:
-            done = mirror.shutdown(_remaining(deadline)) and done
-        return self._dispatcher.close(_remaining(deadline)) and done
+        return self._pipeline.close(timeout)
 
     def __enter__(self) -> ObsHandler:
         return self
@@ -403,29 +352,30 @@ class ObsHandler(BaseCallbackHandler):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters: ``enqueued``, ``written``, ``dropped``, ``failed``, ``queued``, ``in_flight``,
-        ``open_runs``, ``abandoned``, ``sampled_out`` and ``internal_errors``; per network
-        mirror (``"langsmith"``, ``"otlp"``) a dict of ``sent``, ``failed``, ``retries``,
-        ``dropped``, ``queued`` and ``last_error``."""
-        counters: dict[str, Any] = self._dispatcher.stats().as_dict()
+        """Counters (see ``docs/reliability.md``): ``enqueued``, ``written``, ``dropped``,
+        ``failed``, ``queued``, ``in_flight``, ``lost`` (the intake and the local file),
+        ``open_runs``, ``abandoned``, ``sampled_out`` and ``internal_errors``; per other
+        destination (``"langsmith"``, ``"otlp"``, a sink's ``label`` or class name) a dict
+        of its queue's ``enqueued``, ``dropped``, ``queued``, ``in_flight``, ``lost`` and
+        its exporter's counters (network sinks: ``sent``, ``failed``, ``unknown``,
+        ``retries``, ``last_error``; OTLP counts spans: ``spans_sent`` ...)."""
+        counters = self._pipeline.stats()
         counters["open_runs"] = len(self._runs)
         counters["abandoned"] = self._abandoned
         counters["sampled_out"] = self._sampled_out
         counters["internal_errors"] = self._internal_errors
-        for mirror in self._mirrors:
-            counters[mirror.label] = mirror.stats()
         return counters
 
     @property
     def store(self) -> Any:
         """A `TraceStore` over ``db_path``, after flushing what is pending (locally: the
-        network mirrors are not waited for)."""
+        the other sinks are not waited for)."""
         from .store import TraceStore
 
         if self.db_path is None:
             raise ValueError("this handler writes no SQLite file (db_path=None): no store")
         self._submit_open_runs()
-        self._dispatcher.flush()
+        self._pipeline.flush(local_only=True)
         return TraceStore(self.db_path)
 
     def score(
@@ -515,7 +465,8 @@ class ObsHandler(BaseCallbackHandler):
         record = self._runs.get(key)
         if record is not None:
             return record["trace_id"]
-        return self._ended.get(key)
+        ended = self._ended.get(key)
+        return None if ended is None else ended[0]
 
     def _keeps(self, trace_id: str) -> bool:
         """Whether sampling keeps ``trace_id`` (the same decision as for its spans)."""
@@ -536,12 +487,14 @@ class ObsHandler(BaseCallbackHandler):
         parent_key = parent_run_id.int if parent_run_id is not None else None
         parent = self._runs.get(parent_key) if parent_key is not None else None
         span_id = str(run_id)
+        up = None  # the parent's run link
         traceparent = None
         if parent is not None:
-            trace_id, parent_id = parent["trace_id"], parent["span_id"]
+            trace_id, parent_id, up = parent["trace_id"], parent["span_id"], parent["_link"]
             traceparent = parent["traceparent"]
         elif parent_key is not None and parent_key in self._ended:
-            trace_id, parent_id = self._ended[parent_key], str(parent_run_id)
+            trace_id, up = self._ended[parent_key]
+            parent_id = str(parent_run_id)
             traceparent = self._traceparents.get(trace_id)
         else:  # a root, or a parent this handler never saw: LangChain's tracers do the same
             trace_id, parent_id = span_id, None
@@ -566,18 +519,9 @@ class ObsHandler(BaseCallbackHandler):
             self._sample_below >= 2**32 or zlib.crc32(trace_id.encode()) < self._sample_below
         )
         record["_parent"] = parent_key if parent is not None else None
-        if self._ls_orders is not None:
-            # LangSmith mirror: a run's dotted order lists every ancestor's (start, id).
-            # Link to the parent's tuple here (~0.2 us); the sink formats it on its thread.
-            # Recent links are kept so a child starting after its parent ended finds it.
-            orders = self._ls_orders
-            up = parent.get("_ls_order") if parent is not None else None
-            if up is None and parent_id is not None:
-                up = orders.get(parent_key)  # type: ignore[arg-type]
-            record["_ls_order"] = orders[run_id.int] = (up, record["start_time"], span_id)
-            if len(orders) > _RECENT_ENDED:
-                with contextlib.suppress(KeyError):
-                    orders.popitem(last=False)
+        # The generic run link: (parent's link, start, id), a chain up to the root, for
+        # any sink that needs a run's ancestry (the privacy stage makes it public on demand).
+        record["_link"] = (up, record["start_time"], span_id)
         record["user_id"] = _as_id(meta.get("user_id")) or self.user_id
         session = self.session_id
         for key in _SESSION_KEYS:
@@ -649,7 +593,7 @@ class ObsHandler(BaseCallbackHandler):
             if status == "error":
                 record["error_count"] += 1
         self._roll_up(record)
-        self._ended[run_id.int] = record["trace_id"]
+        self._ended[run_id.int] = (record["trace_id"], record["_link"])
         if len(self._ended) > _RECENT_ENDED:
             with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
                 self._ended.popitem(last=False)
@@ -810,9 +754,9 @@ class ObsHandler(BaseCallbackHandler):
             serialized, record["metadata"], invocation
         )
         record["params"] = request_params(invocation)
-        if self._ls_orders is not None:  # LangSmith mirror: LangChainTracer sends these too
-            record["_ls_extra"] = {k: kwargs[k] for k in _LS_MODEL_EXTRA if k in kwargs}
-            record["_ls_serialized"] = serialized  # the model manifest ("open in playground")
+        # Kept for any sink that wants them (references only; made public on demand).
+        record["_invocation"] = {k: kwargs[k] for k in _MODEL_START_ARGS if k in kwargs}
+        record["_serialized"] = serialized  # the model manifest ("open in playground")
         if self._budgets is not None:
             self._check_budgets(run_id, record)
 

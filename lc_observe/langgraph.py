@@ -21,7 +21,7 @@ Where decisions come from:
   fails or is interrupted has its writes discarded by LangGraph, so nothing was applied;
 - commands and handoffs from the node runs' outputs and ``ParentCommand`` errors;
 - without the hook (a LangGraph version it does not understand) from traced routing runs'
-  callbacks, as a fallback: path_map keys then need ``ObsHandler(graphs=[...])``.
+  callbacks, as a fallback: path_map keys then need ``ObsHandler(runs=Runs(graphs=[...]))``.
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ def _install() -> bool:
     lost = (
         "lc_observe records routing decisions from traced routing functions only: edges "
         "compiled with trace=False (langchain.agents.create_agent and agents built on it) "
-        "are not recorded and path_map keys stay unresolved unless ObsHandler(graphs=[...])"
+        "are not recorded and path_map keys stay unresolved unless "
+        "ObsHandler(runs=Runs(graphs=[...]))"
     )
     if version is None or not SUPPORTED[0] <= version[:2] < SUPPORTED[1]:
         logger.warning(

@@ -6,10 +6,38 @@ them on its hot path (it fills plain dicts, see `lc_observe.records`).
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+#: How notebooks show each model type: ``"span"``, ``"branch"``, ``"trace"``, ``"row"`` and
+#: ``"records"`` -> a function returning HTML.  `lc_observe.views.records` registers them
+#: when it is imported (``import lc_observe`` does): the model knows no view.
+HTML_RENDERERS: dict[str, Callable[[Any], str]] = {}
+
+
+def render_html(kind: str, value: Any) -> str:
+    """The notebook HTML of ``value`` (plain text while no view is registered)."""
+    render = HTML_RENDERERS.get(kind)
+    if render is None:
+        return f"<pre>{html.escape(repr(value))}</pre>"
+    return render(value)
+
+
+class RecordList(list[Any]):
+    """A ``list`` of records that notebooks display as an HTML table: what
+    ``TraceStore.traces()`` / ``spans()`` / ``branches()`` return.
+
+    It is a real list (``==``, slicing, ``json.dumps`` all behave as usual); only
+    ``_repr_html_`` is added.
+    """
+
+    def _repr_html_(self) -> str:
+        return render_html("records", self)
+
 
 Status = Literal["ok", "error", "interrupted", "running"]
 
@@ -96,9 +124,7 @@ class Span(_Usage):
         return self.output_tokens * 1000.0 / generating_ms if generating_ms > 0 else None
 
     def _repr_html_(self) -> str:
-        from .views.records import span_html
-
-        return span_html(self)
+        return render_html("span", self)
 
 
 class BranchEvent(BaseModel):
@@ -120,9 +146,7 @@ class BranchEvent(BaseModel):
     error: dict[str, Any] | None = None
 
     def _repr_html_(self) -> str:
-        from .views.records import branch_html
-
-        return branch_html(self)
+        return render_html("branch", self)
 
 
 class _Row(BaseModel):
@@ -131,9 +155,7 @@ class _Row(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     def _repr_html_(self) -> str:
-        from .views.records import model_html
-
-        return model_html(self)
+        return render_html("row", self)
 
 
 class BranchStat(_Row):
@@ -192,9 +214,7 @@ class Trace(_Usage):
 
     def _repr_html_(self) -> str:
         """Totals and routing decisions; ``TraceStore.view(trace_id)`` adds tree and waterfall."""
-        from .views.records import trace_html
-
-        return trace_html(self)
+        return render_html("trace", self)
 
 
 class BudgetExceeded(_Row):

@@ -14,9 +14,10 @@ any sink passed as ``sinks=[...]``.  What a sink receives is a *public record*:
   ids copied to columns (``user_id``, ``session_id``, budget scopes) included, within a
   time budget per record.
 
-A LangSmith mirror needs three more facts about model and nested runs; they travel as
-public fields too: ``ancestry`` (``[[start_time, span_id], ...]`` from the root down to the
-span), ``invocation`` (the model's start arguments) and ``serialized`` (its manifest).
+Three more facts about runs travel as public fields when a sink asks for them (its
+``wants`` attribute; the LangSmith sink does): ``ancestry`` (``[[start_time, span_id], ...]``
+from the root down to the span, from the capture layer's generic run links), ``invocation``
+(a model's start arguments) and ``serialized`` (its manifest).
 
 >>> stage = PrivacyStage(Limits(), Redactor())                        # doctest: +SKIP
 >>> stage.batch([("span", record)])[0][1]["inputs"]                   # doctest: +SKIP
@@ -26,7 +27,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from .records import RECORD_RUNNING, RECORD_SPAN
@@ -44,8 +46,12 @@ Item = tuple[str, dict[str, Any]]
 _PAYLOADS = frozenset({"inputs", "outputs", "metadata", "tags", "params"})
 #: Fields that are lc_observe's own ids, kinds and numbers: kept as they are.
 _OWN = frozenset({"span_id", "trace_id", "parent_id", "kind", "status", "traceparent"})
-#: Private bookkeeping the LangSmith mirror needs, and the public name it travels under.
-_LANGSMITH = {"_ls_extra": "invocation", "_ls_serialized": "serialized"}
+#: Optional public fields (added when a sink wants them) and the private key they come from.
+EXTRAS = {"ancestry": "_link", "invocation": "_invocation", "serialized": "_serialized"}
+#: Batches whose JSON texts stay known to `PrivacyStage.text_of`: the local file's writer
+#: runs on its own thread, usually at most a batch behind (further behind, it encodes the
+#: values itself).  Each generation keeps its values alive: few, to bound memory.
+_TEXT_GENERATIONS = 3
 _REDACTION_FAILED = "…[redaction failed]"
 #: A value whose plain JSON is this many times ``max_field_chars`` is bounded the careful
 #: way (cut while converting) instead of parsed back whole.
@@ -85,6 +91,7 @@ class PrivacyStage:
         time_budget: seconds the redaction of one record may take; what it has not
             reached by then becomes ``"…[redaction budget exceeded]"`` (never kept in
             clear).  A `Redactor`'s own ``time_budget`` applies per call otherwise.
+        extras: optional public fields to add (keys of `EXTRAS`), those the sinks want.
     """
 
     def __init__(
@@ -93,14 +100,22 @@ class PrivacyStage:
         redact: Callable[[Any], Any] | None = None,
         *,
         time_budget: float | None = 1.0,
+        extras: Collection[str] = (),
     ) -> None:
+        unknown = set(extras) - set(EXTRAS)
+        if unknown:
+            raise ValueError(f"unknown optional fields {sorted(unknown)}; known: {sorted(EXTRAS)}")
+        self.ancestry = "ancestry" in extras
+        self.extras = {EXTRAS[name]: name for name in extras if name != "ancestry"}
         self.limits = limits or Limits()
         self.redact = redact
         self.redactor = redact if isinstance(redact, Redactor) else None
         self.time_budget = time_budget
         self._deadline: float | None = None
         self._memo: dict[int, Any] = {}
-        self._texts: dict[int, str] = {}  # id of a public value of this batch -> its JSON
+        # id of a public value -> (the value, its JSON), for the last few batches
+        self._texts: dict[int, tuple[Any, str]] = {}
+        self._generations: deque[dict[int, tuple[Any, str]]] = deque(maxlen=_TEXT_GENERATIONS)
         self._batch_values: dict[str, Any] = {}  # plain JSON -> public value, this batch
         # Remembering results is only sound for a redactor whose verdicts depend on the
         # value alone: ours (a function of the user's might count calls or keep state).
@@ -121,6 +136,7 @@ class PrivacyStage:
         """
         self._memo = {}
         self._texts = {}
+        self._generations.append(self._texts)
         self._batch_values = {}
         try:
             return [(kind, self.record(kind, record)) for kind, record in items]
@@ -165,10 +181,11 @@ class PrivacyStage:
             out["tags"] = []
         if out.get("metadata") is None:
             out["metadata"] = {}
-        link = record.get("_ls_order")
-        if link is not None:
-            out["ancestry"] = _ancestry(link)
-        for private, public in _LANGSMITH.items():
+        if self.ancestry:
+            link = record.get("_link")
+            if link is not None:
+                out["ancestry"] = _ancestry(link)
+        for private, public in self.extras.items():
             if record.get(private) is not None:
                 out[public] = self.value(record[private])
         return out
@@ -262,12 +279,12 @@ class PrivacyStage:
             known = self._cache.get(text)
             if known is not None:
                 data = _loads(known)
-                self._texts[id(data)] = known
+                self._texts[id(data)] = (data, known)
                 self._batch_values[text] = data
                 return data
         if self._nothing_to_do(text):  # the common case: already public as it is
             data = _loads(text)
-            self._texts[id(data)] = text
+            self._texts[id(data)] = (data, text)
             if cacheable:
                 self._remember(text, text)
                 self._batch_values[text] = data
@@ -280,7 +297,7 @@ class PrivacyStage:
                 public = json_text(data)
         else:
             public = json_text(data)
-        self._texts[id(data)] = public
+        self._texts[id(data)] = (data, public)
         if cacheable and BUDGET_EXCEEDED not in public:  # a verdict cut short: not kept
             self._remember(text, public)
             self._batch_values[text] = data
@@ -308,9 +325,15 @@ class PrivacyStage:
         return self.redactor is not None and not self.redactor.may_redact(text)
 
     def text_of(self, value: Any) -> str | None:
-        """The JSON text of a public value of the current batch, when the stage made it
-        (the SQLite sink stores it instead of encoding the value again)."""
-        return self._texts.get(id(value))
+        """The JSON text of a public value of one of the last batches, when the stage made
+        it (the SQLite sink stores it instead of encoding the value again).  Safe from any
+        thread: an entry holds its value, so an id is never mistaken for another's."""
+        key = id(value)
+        for texts in reversed(tuple(self._generations)):  # a snapshot: appended meanwhile
+            entry = texts.get(key)
+            if entry is not None and entry[0] is value:
+                return entry[1]
+        return None
 
     def _bound_and_redact(self, data: Any) -> Any:
         """One walk: cut strings, containers and depth as `to_jsonable` does, redacting keys

@@ -45,9 +45,12 @@ A *branch event record* is a dict with the keys of ``BRANCH_FIELDS``.
 
 Keys starting with ``_`` are the handler's bookkeeping.  Sinks never see them: the privacy
 stage (`lc_observe.privacy`) turns each finished record into its *public* form first --
-the public keys only, values JSON-safe, bounded and redacted -- plus, for the LangSmith
-mirror, ``ancestry`` (``[[start_time, span_id], ...]`` from the root down),
-``invocation`` (a model's start arguments) and ``serialized`` (its manifest).
+the public keys only, values JSON-safe, bounded and redacted -- plus, when a sink wants
+them (its ``wants``), ``ancestry`` (``[[start_time, span_id], ...]`` from the root down,
+from the generic run link ``_link``), ``invocation`` (a model's start arguments) and
+``serialized`` (its manifest).  `SPAN_FIELDS` and `BRANCH_FIELDS` are the keys of the
+public records, of `lc_observe.model.Span` / `BranchEvent` and (``error`` as three
+columns) of the tables: tests/test_layers.py ties them.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ with ``str.find``, not a regex), and a walk stops after ``time_budget`` seconds:
 it has not checked by then is replaced by ``"…[redaction budget exceeded]"``, never kept
 in clear.
 
-Redaction is on by default (`ObsHandler(redact=...)`): ``True`` for the defaults, ``False``
-to turn it off, a list of extra regular expressions to add to the defaults, or a
+Redaction is on by default (`ObsHandler(privacy=Privacy(redact=...))`): ``True`` for the
+defaults, ``False`` to turn it off, a list of extra regular expressions to add to the defaults, or a
 `Redactor` (or any function on JSON-safe values) of your own.
 """
 
@@ -362,7 +362,7 @@ RedactOption = bool | Iterable[str] | Redactor | Callable[[Any], Any] | None
 
 
 def make_redactor(option: RedactOption) -> Callable[[Any], Any] | None:
-    """Turn an ``ObsHandler(redact=...)`` value into a redaction function (or None: off)."""
+    """Turn an ``Privacy(redact=...)`` value into a redaction function (or None: off)."""
     if option is None or option is False:
         return None
     if option is True:

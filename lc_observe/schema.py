@@ -260,7 +260,6 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
 def configure(conn: sqlite3.Connection, busy_timeout_ms: int = 10_000) -> None:
     """Per-connection settings every lc_observe connection uses."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no committed txn
 
 

@@ -30,6 +30,7 @@ from .model import (
     BranchEvent,
     BranchStat,
     BudgetExceeded,
+    RecordList,
     Score,
     ScoreStat,
     Span,
@@ -50,10 +51,11 @@ from .schema import (
     read_versions,
 )
 from .tree import format_trace
-from .views import GraphView, RecordList, TraceView
+from .views import GraphView, TraceView
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analysis.anomalies import AnomalyConfig
+    from .graph_rows import GraphRows
 
 TimeLike = datetime | str | float | int | timedelta
 
@@ -985,6 +987,28 @@ class TraceStore:
             self, name, since=since, until=until, trace_id=trace_id, limit=limit
         )
         return GraphView(observed, None if trace_id is None else str(trace_id), others)
+
+    def graph_rows(
+        self,
+        name: str | None = None,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        trace_id: str | None = None,
+        limit: int = 1_000,
+    ) -> GraphRows:
+        """The node-run and routing rows `graph` draws graph ``name`` from (its ``limit``
+        newest traces): a `lc_observe.graph_rows.GraphRows`.
+
+        Raises:
+            TraceNotFoundError: ``trace_id`` is not in the file.
+            ValueError: that trace ran no LangGraph graph.
+        """
+        from .graph_rows import graph_rows
+
+        return graph_rows(
+            self._query, self.db_path, name, to_db_time(since), to_db_time(until), trace_id, limit
+        )
 
     def spans_df(self, trace_id: str | None = None, **filters: Any) -> Any:
         """Spans as a DataFrame (filters of `spans`); typed columns, error as 3 columns.

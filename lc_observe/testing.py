@@ -10,7 +10,7 @@ notebook can look at the runs LangSmith would show -- with no network and no API
 >>> import langsmith                                                  # doctest: +SKIP
 >>> with LangSmithStandIn() as standin:                               # doctest: +SKIP
 ...     client = langsmith.Client(api_url=standin.url, api_key="offline-key")
-...     handler = ObsHandler(None, langsmith=client, project_name="demo")
+...     handler = ObsHandler(None, sinks=[LangSmith(client, project_name="demo")])
 ...     graph.invoke(inputs, {"callbacks": [handler]})
 ...     handler.flush()
 ...     runs = standin.runs()                                         # {run id: run}

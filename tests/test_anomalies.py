@@ -31,8 +31,9 @@ from lc_observe.analysis.anomalies import KINDS, AnomalyConfig
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, record_drift, run_tickets
 from lc_observe.schema import APPLICATION_ID, SCHEMA_VERSION, ensure_schema
 
-_CI = os.environ.get("CI") == "true"
-SEEDS = int(os.environ.get("LC_OBSERVE_ANOMALY_SEEDS", "100" if _CI else "20"))
+from .tiers import IN_CI, examples
+
+SEEDS = int(os.environ.get("LC_OBSERVE_ANOMALY_SEEDS", "100" if IN_CI else "20"))
 
 #: Every kind of change at once, in one recent window of the real graph.
 ALL_CHANGES = {
@@ -365,6 +366,7 @@ NEAR_THRESHOLD = {
 }
 
 
+@pytest.mark.slow
 def test_false_positive_and_detection_rates_over_seeds(tmp_path, record_property) -> None:
     false_positives = 0
     detected = dict.fromkeys({**EXPECTED, **NEAR_THRESHOLD}, 0)
@@ -396,7 +398,7 @@ def test_false_positive_and_detection_rates_over_seeds(tmp_path, record_property
     assert all(rates[change] >= 0.9 for change in EXPECTED), rates
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.floats(0.001, 1e6), min_size=2, max_size=40),
     st.lists(st.floats(0.001, 1e6), min_size=2, max_size=40),

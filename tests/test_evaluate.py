@@ -41,6 +41,8 @@ from lc_observe.evaluate import (
 from lc_observe.model import Trace
 from lc_observe.testing import FakeJudge
 
+from .tiers import examples
+
 QUESTIONS = ["What is 6 * 7?", "How does LangGraph route between nodes?"]
 ANSWERS = ["The answer is 42.", "LangGraph routes between nodes with conditional edges."]
 JUDGE_PRICES = {"fake-judge": {"input": 1.0, "output": 2.0}}  # USD per million tokens
@@ -395,7 +397,7 @@ def test_judge_report_html_is_escaped(app_store) -> None:
     assert repr(report).startswith("<JudgeReport fake-judge: 4 calls, ok 4")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=300))
 def test_any_reply_gives_a_score_in_range_or_a_malformed_verdict(text: str) -> None:
     try:

@@ -4,6 +4,7 @@ it never imports views, the CLI or the handler, and the Prometheus sink knows no
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,212 @@ def test_module_imports_only_downwards(module: str) -> None:
     imported = _imports(PACKAGE / module)
     bad = {name for name in imported for layer in FORBIDDEN[module] if name == layer}
     assert not bad, f"{module} imports {sorted(bad)}"
+
+
+# -- the whole package: no import cycles -----------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = ["lc_observe", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under ``if TYPE_CHECKING:`` (never imported at run time)."""
+    found: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                todo.extend(child.orelse)
+                continue
+            todo.append(child)
+    return found
+
+
+def package_imports(module: str) -> set[str]:
+    """The lc_observe modules ``module`` imports at run time (top-level or lazily, inside
+    functions alike): a lazy import is still a dependency."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    deps: set[str] = set()
+    for node in _runtime_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            deps.update(a.name for a in node.names if a.name.split(".")[0] == "lc_observe")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "lc_observe":
+                continue
+            submodules = {f"{target}.{a.name}" for a in node.names} & set(MODULES)
+            deps.update(submodules)
+            if len(submodules) < len(node.names):  # names defined in ``target`` itself
+                deps.add(target)
+    return {dep for dep in deps if dep in MODULES and dep != module}
+
+
+#: Edges left to cut, each with the reason; `test_the_package_has_no_import_cycles` fails
+#: once one is gone (so this list only shrinks).  Analysis reads the store, and the store's
+#: ``anomalies()``/``compare()`` call analysis: the two analysis modules borrow the store's
+#: time parsing (``to_db_time``, ``_filters``), which leaves store.py for a module of its own
+#: with the one time syntax.
+PENDING_EDGES = {
+    ("lc_observe.analysis.anomalies", "lc_observe.store"): "to_db_time (time parsing)",
+    ("lc_observe.analysis.compare", "lc_observe.store"): "_filters (time parsing)",
+}
+
+
+def import_cycles(skip: Iterable[tuple[str, str]] = ()) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan), each sorted, in the
+    import graph without the ``skip`` edges."""
+    skipped = set(skip)
+    graph = {
+        module: {dep for dep in package_imports(module) if (module, dep) not in skipped}
+        for module in MODULES
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for dep in graph[node]:
+            if dep not in index:
+                visit(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in on_stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_the_package_has_no_import_cycles() -> None:
+    """Every import of every module, lazy ones included (``if TYPE_CHECKING`` excepted),
+    forms a graph without cycles."""
+    assert len(MODULES) > 50  # the walk found the package
+    for module, dep in PENDING_EDGES:
+        assert dep in package_imports(module), f"{module} -> {dep} is gone: drop it here"
+    assert import_cycles(skip=PENDING_EDGES) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    """The walk sees top-level and lazy imports, and the pending edges close a cycle that
+    the finder reports."""
+    assert "lc_observe.store" in package_imports("lc_observe.stored")  # top-level
+    assert "lc_observe.analysis.compare" in package_imports("lc_observe.store")  # lazy
+    assert ["lc_observe.analysis.anomalies", "lc_observe.analysis.compare", "lc_observe.store"] in (
+        import_cycles()
+    )
+
+
+LAYERS = {
+    # module (or package prefix): what it must never import (module prefixes)
+    "lc_observe.model": ("lc_observe.views", "lc_observe.store", "lc_observe.handler"),
+    "lc_observe.views": ("lc_observe.handler", "lc_observe.sinks", "lc_observe.cli"),
+    "lc_observe.sinks": ("lc_observe.handler", "lc_observe.views", "lc_observe.cli"),
+    "lc_observe.handler": ("lc_observe.sinks.langsmith", "lc_observe.sinks.otlp"),
+    "lc_observe.stored": ("lc_observe.sinks",),
+    "lc_observe.privacy": ("lc_observe.sinks", "lc_observe.handler"),
+    "lc_observe.pipeline": ("lc_observe.sinks", "lc_observe.handler"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_layers_point_one_way(layer: str) -> None:
+    """Views depend on storage, storage on the model, capture on no sink, sinks on no
+    capture internals; no sink imports the package root (the version is
+    `lc_observe._version`)."""
+    bad = []
+    for module in MODULES:
+        if module != layer and not module.startswith(layer + "."):
+            continue
+        for dep in package_imports(module):
+            if any(dep == f or dep.startswith(f + ".") for f in LAYERS[layer]):
+                bad.append(f"{module} -> {dep}")
+            if layer == "lc_observe.sinks" and dep == "lc_observe":
+                bad.append(f"{module} -> lc_observe (the package root)")
+    assert not bad, bad
+
+
+def test_views_use_the_store_public_methods_only() -> None:
+    private = [
+        f"{path.name}: store.{node.attr}"
+        for path in (PACKAGE / "views").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "store"
+        and node.attr.startswith("_")
+    ]
+    assert not private, private
+
+
+# -- one mapping: record <-> row <-> model ---------------------------------------------------
+
+
+def test_record_row_and_model_fields_are_one_mapping(tmp_path: Path) -> None:
+    """`records.SPAN_FIELDS` names the keys of the span records the handler emits (seen by
+    a real sink on a real graph run), the fields of `model.Span`, and -- with ``error``
+    spread over three columns -- the ``spans`` columns; likewise for branch events."""
+    from lc_observe import ObsHandler
+    from lc_observe.demo import build_graph
+    from lc_observe.model import BranchEvent, Span
+    from lc_observe.records import BRANCH_FIELDS, SPAN_FIELDS
+    from lc_observe.schema import BRANCH_COLUMNS, SPAN_COLUMNS
+
+    class Capture:
+        def __init__(self) -> None:
+            self.items: list = []
+
+        def export(self, batch: list) -> int:
+            self.items.extend(batch)
+            return len(batch)
+
+    capture = Capture()
+    with ObsHandler(tmp_path / "t.db", sinks=[capture]) as obs:
+        build_graph().invoke({"question": "What is 6 * 7?"}, {"callbacks": [obs]})
+    spans = [record for kind, record in capture.items if kind == "span"]
+    branches = [record for kind, record in capture.items if kind == "branch"]
+    assert spans and branches
+    for record in spans:  # graph_name goes to the trace row, not to the span's
+        assert set(record) == {*SPAN_FIELDS, "graph_name"}
+    for record in branches:
+        assert set(record) == set(BRANCH_FIELDS)
+    error_columns = {"error_type", "error_message", "error_traceback"}
+    assert set(SPAN_COLUMNS) == (set(SPAN_FIELDS) - {"error"}) | error_columns
+    assert set(Span.model_fields) == set(SPAN_FIELDS)
+    assert set(BRANCH_COLUMNS) - {"id"} == set(BRANCH_FIELDS)
+    assert set(BranchEvent.model_fields) - {"id"} == set(BRANCH_FIELDS)

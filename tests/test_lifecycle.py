@@ -168,6 +168,7 @@ def work(args):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
 def test_multiprocessing_children_flush_at_their_exit(tmp_path: Path, method: str) -> None:
     db = tmp_path / "mp.db"
@@ -196,6 +197,7 @@ if __name__ == "__main__":
     assert spans == distinct and spans % 200 == 0 and spans >= 200 * 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["pool-spawn", "pool-fork", "executor-fork", "executor-spawn"])
 def test_pool_workers_flush_at_their_exit(tmp_path: Path, kind: str) -> None:
     """``with Pool()`` terminates its workers with SIGTERM; ``ProcessPoolExecutor`` workers

@@ -34,6 +34,7 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
             )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")

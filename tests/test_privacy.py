@@ -11,6 +11,7 @@ from lc_observe import ObsHandler, TraceStore
 from lc_observe.redact import Redactor, make_redactor
 
 from .runs import chat_chain, nested_lambdas
+from .tiers import examples
 
 SECRETS = {
     "openai": "sk-proj-abcdefghijklmnopqrstuvwx0123",
@@ -408,7 +409,7 @@ def _tag(payload: object) -> str:
     return payload if isinstance(payload, str) else repr(payload)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payloads)
 def test_the_privacy_stage_leaves_nothing_for_the_redactor(payload: object) -> None:
     public = PrivacyStage(Limits(), Redactor()).record("span", _record(payload))
@@ -428,7 +429,7 @@ def _shared_handler(tmp_path_factory) -> tuple:
     return _shared["handler"], _shared["capture"], _shared["db"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 @given(payloads)
 def test_what_every_sink_receives_holds_nothing_the_redactor_would_replace(
     tmp_path_factory, payload: object

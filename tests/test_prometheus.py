@@ -120,6 +120,7 @@ def test_in_process_metrics_equal_the_store(in_process) -> None:
         check_against_store(samples, store)
 
 
+@pytest.mark.slow
 def test_metrics_served_from_the_file_equal_the_store_while_it_grows(tmp_path) -> None:
     db = str(tmp_path / "file.db")
     _tickets(db).close()

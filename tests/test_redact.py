@@ -132,17 +132,16 @@ ADVERSARIAL = {
 
 
 @pytest.mark.parametrize("kind", list(ADVERSARIAL))
-def test_redaction_is_linear_in_the_input(kind: str) -> None:
-    """Repeated pattern prefixes: 8x the input must not take ~64x the time (the PEM rule
-    took 0.2 s at 32 KB and 52.6 s at 512 KB).  Generous: < 24x, and best of 3."""
+def test_redaction_of_near_matches_finishes(kind: str) -> None:
+    """Repeated pattern prefixes must not make a rule quadratic (the PEM rule took 52.6 s
+    at 512 KB).  Linear, 1 MB takes milliseconds; the bound is 30 s, far from both, so a
+    loaded machine cannot break it while a quadratic rule (minutes at 1 MB) still does."""
     unit = ADVERSARIAL[kind]
-    small = unit * (64_000 // len(unit))
-    large = unit * (512_000 // len(unit))
+    large = unit * (1_000_000 // len(unit))
     redactor = Redactor(time_budget=None)
-    t_small = min(_seconds(redactor.text, small) for _ in range(3))
-    t_large = min(_seconds(redactor.text, large) for _ in range(3))
-    print(f"{kind}: 64 KB {t_small * 1000:.1f} ms, 512 KB {t_large * 1000:.1f} ms")
-    assert t_large < max(24 * t_small, 0.05)
+    took = _seconds(redactor.text, large)
+    print(f"{kind}: 1 MB in {took * 1000:.1f} ms")
+    assert took < 30
 
 
 def test_a_walk_past_its_time_budget_never_keeps_a_value_in_clear() -> None:
@@ -206,4 +205,4 @@ def test_adversarial_payloads_never_stall_the_app_and_the_writer_keeps_pace(tmp_
         f"longest stall of the app thread {longest * 1000:.1f} ms"
     )
     assert flushed and handler.stats["written"] == len(payloads)
-    assert longest < 2.0  # generous on a loaded machine; it was 31 s
+    assert longest < 10.0  # generous on a loaded machine; it was 31 s with a quadratic rule

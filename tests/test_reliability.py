@@ -22,8 +22,7 @@ from lc_observe import ObsHandler, TraceStore
 from lc_observe.serialize import TRUNCATED_KEY
 
 from .runs import Explosive, nested_lambdas
-
-FUZZ_CASES = int(os.environ.get("LC_OBSERVE_FUZZ_CASES", "10000"))
+from .tiers import FUZZ_CASES
 
 
 def _invoke_many(obs: ObsHandler, count: int) -> None:
@@ -103,6 +102,7 @@ def test_corrupt_or_empty_file(db_path: Path, content: bytes, caplog) -> None:
     obs.close()
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_a_sound_database_and_loses_at_most_the_unwritten(db_path: Path) -> None:
     code = """
         import sys
@@ -141,6 +141,7 @@ def test_kill_9_leaves_a_sound_database_and_loses_at_most_the_unwritten(db_path:
     print(f"\nkill -9 after >= {finished} finished traces: {traces} traces / {spans} spans on disk")
 
 
+@pytest.mark.slow
 def test_four_writers_and_a_reader_lose_nothing(db_path: Path) -> None:
     writer = """
         import sys

@@ -239,6 +239,7 @@ def _add_scores(path: str, trace_id: str, worker: int, count: int) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_several_processes_score_one_file_while_a_handler_writes(db_path: Path) -> None:
     obs = ObsHandler(db_path)
     chat_chain(["x"]).invoke({"q": "1"}, {"callbacks": [obs]})

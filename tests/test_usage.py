@@ -14,6 +14,7 @@ from lc_observe.records import TOKEN_FIELDS
 from lc_observe.usage import AUDIO_FIELDS, model_and_provider, observe_chunk, usage_from_result
 
 from .fakes import CaptureHandler, UsageChatModel, UsageLLM, usage
+from .tiers import examples
 
 CACHED = usage(1200, 300, cache_read=1000, cache_creation=150, reasoning=120)
 EXPECTED_CACHED = {
@@ -354,7 +355,7 @@ _keys = st.sampled_from(
 _usageish = st.dictionaries(_keys, _json | st.dictionaries(_keys, _json, max_size=4), max_size=5)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(llm_output=_usageish, info=_usageish)
 def test_arbitrary_payloads_never_raise(llm_output: dict[str, Any], info: dict[str, Any]) -> None:
     result = LLMResult(

@@ -273,12 +273,14 @@ class AlertSink:
             self.evaluate()
         return len(batch)
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         if self._store is not None:
             self._store.close()
         if self._conn is not None:
             self._conn.close()
         self._store = self._conn = None
+
+    close = shutdown  # the older name of the exporter contract's shutdown
 
     # -- evaluation --------------------------------------------------------------------------
 

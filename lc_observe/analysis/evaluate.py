@@ -520,7 +520,9 @@ class EvaluationSink:
         self._store._insert_scores(score_records(results))
         self.evaluated += 1
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    close = shutdown  # the older name of the exporter contract's shutdown

@@ -519,6 +519,7 @@ class _JudgePlan:
         trace_judge: bool,
         prices: Any,
     ) -> _JudgePlan:
+        from ..config import Queue
         from ..handler import ObsHandler
 
         if max_concurrency < 1:
@@ -563,7 +564,12 @@ class _JudgePlan:
                     continue
                 jobs.append((case, criterion, str(uuid.uuid4())))
         handler = (
-            ObsHandler(store.db_path, tags=[JUDGE_TAG], handle_sigterm=False, prices=prices)
+            ObsHandler(
+                store.db_path,
+                tags=[JUDGE_TAG],
+                queue=Queue(handle_sigterm=False),
+                prices=prices,
+            )
             if trace_judge and jobs
             else None
         )

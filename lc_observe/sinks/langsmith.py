@@ -2,12 +2,13 @@
 
 Batches go through ``Client.multipart_ingest`` -- the client's batched ingestion, to the
 same ``/runs/multipart`` endpoint its own background queue uses for ``LangChainTracer`` --
-called on the sink's own worker thread (see `lc_observe.sinks.forward`), so the client's
+called on the destination's own worker thread (see `lc_observe.pipeline`), so the client's
 requests never delay the application or the local store.  The runs are built by
 `lc_observe.sinks.langsmith_runs.RunBuilder` to match what ``LangChainTracer`` sends.
 
->>> handler = ObsHandler("traces.db", langsmith=True)          # doctest: +SKIP
->>> handler = ObsHandler(None, langsmith=langsmith.Client(), project_name="prod")  # doctest: +SKIP
+>>> handler = ObsHandler("traces.db", sinks=[LangSmith()])     # doctest: +SKIP
+>>> mirror = LangSmith(langsmith.Client(), project_name="prod")  # doctest: +SKIP
+>>> handler = ObsHandler(None, sinks=[mirror])                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ class LangSmithSink(NetworkSink):
 
     label = "langsmith"
     batch_size = 100  # the client's default batch size for one ingestion request
+    #: public fields the privacy stage adds for this sink: dotted order and model runs'
+    #: start arguments, as ``LangChainTracer`` sends them
+    wants = frozenset({"ancestry", "invocation", "serialized"})
 
     def __init__(
         self,
@@ -136,6 +140,7 @@ class LangSmithSink(NetworkSink):
     ) -> None:
         self.client = client if client is not None else default_client(timeout)
         super().__init__(getattr(self.client, "api_url", "LangSmith"), retry)
+        self.timeout = timeout
         self.project_name = project_name or default_project()
         self.builder = RunBuilder(self.project_name, limits, redact)
         self.cache_size = cache_size
@@ -192,7 +197,7 @@ class LangSmithSink(NetworkSink):
             raise errors[-1]
         self._remember(payload)
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         """Nothing to release: the client belongs to the caller (or to us and is idle)."""
 
     # -- internals -------------------------------------------------------------------------

@@ -1,14 +1,17 @@
-"""What every network sink shares: bounded retry with backoff, counters, one log line.
+"""What every network exporter shares: bounded retry with backoff, counters, one log line.
 
 A network sink turns a batch into a payload (`NetworkSink.prepare`) and sends it
 (`NetworkSink.deliver`, which raises on failure).  `NetworkSink.send` retries a failed
-payload a bounded number of times with jittered exponential backoff; what still fails
-is counted in `NetworkSink.failed` and logged once.  While the endpoint keeps failing,
-later payloads get a single attempt each (until one succeeds), so an outage costs one
-request per batch instead of a full retry series.
+payload a bounded number of times with jittered exponential backoff -- the one place a
+payload is retried: a sink whose client retries on its own (an OpenTelemetry
+``SpanExporter``) sends with ``RetryPolicy(attempts=1)``.  What still fails is counted and
+logged once; a request that timed out counts as ``unknown`` (the server may have stored
+it), not ``failed``.  While the endpoint keeps failing, later payloads get a single attempt
+each (until one succeeds), so an outage costs one request per batch.
 
-A network sink never runs on the local writer's thread: `ObsHandler` puts each one
-behind its own queue and worker (`lc_observe.sinks.forward.ForwardingSink`).
+A network sink is an exporter: it never queues or runs threads itself.  `ObsHandler` gives
+each destination its own bounded queue and worker (`lc_observe.pipeline`), so the network
+never slows the application or the local file.
 """
 
 from __future__ import annotations
@@ -72,25 +75,49 @@ def quiet_on_mirror_threads(logger_name: str, label: str) -> None:
         logging.getLogger(logger_name).addFilter(_QuietOnMirrorThreads(f"lc_observe-{label}"))
 
 
+def is_timeout(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is a request that timed out after it was sent,
+    so the server may have stored it: read timeouts, not connection timeouts."""
+    seen = 0
+    while error is not None and seen < 10:
+        names = {cls.__name__ for cls in type(error).__mro__}
+        if "ConnectTimeout" in names or "ConnectTimeoutError" in names:
+            return False
+        if isinstance(error, TimeoutError) or any("Timeout" in name for name in names):
+            return True
+        if "read timed out" in str(error).lower():
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 class NetworkSink:
     """Base class of sinks that send records over the network.
 
     Subclasses implement `prepare` (records -> payload, no I/O) and `deliver` (send it,
     raise on failure); `export` does the rest.  Counters (read them through
-    ``handler.stats[label]``): ``sent`` and ``failed`` records, ``retries``, and
-    ``last_error``.
+    ``handler.stats[label]``, see ``docs/reliability.md``): ``sent``, ``failed`` and
+    ``unknown`` (timed out: maybe stored) in `unit`, ``retries`` and ``last_error``.
     """
 
     #: key of this sink's counters in ``ObsHandler.stats``.
     label = "network"
-    #: records per batch the sink's own queue hands over.
+    #: records per batch its processor hands over.
     batch_size = 100
+    #: what the counters count: "records" (no prefix) or e.g. "spans" (``spans_sent`` ...).
+    unit = "records"
+    #: optional public fields this sink needs the privacy stage to add (`lc_observe.privacy`).
+    wants: frozenset[str] = frozenset()
+    #: seconds a flush, close or exit waits for this destination at most.
+    timeout = 5.0
 
     def __init__(self, target: str, retry: RetryPolicy | None = None) -> None:
         self.target = target
         self.retry = retry or RetryPolicy()
         self.sent = 0
         self.failed = 0
+        self.unknown = 0  # timed out after sending: the server may have stored it
         self.retries = 0
         self.last_error: str | None = None
         self._failing = False  # the last payload failed: one attempt per payload until one works
@@ -152,14 +179,25 @@ class NetworkSink:
         """Stop retrying: pending and later payloads fail at once (used when closing)."""
         self._cancelled.set()
 
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Send what the sink holds back (nothing, unless a subclass buffers)."""
+        return True
+
+    def shutdown(self) -> None:
+        """Send what is held back, release resources (subclasses extend)."""
+
     def close(self) -> None:
-        """Release resources (subclasses extend)."""
+        """`shutdown` (the older name)."""
+        self.shutdown()
 
     def counters(self) -> dict[str, Any]:
-        """``sent``, ``failed``, ``retries`` and ``last_error`` (a snapshot)."""
+        """``sent``, ``failed``, ``unknown`` (prefixed by `unit` unless records),
+        ``retries`` and ``last_error`` (a snapshot)."""
+        prefix = "" if self.unit == "records" else f"{self.unit}_"
         return {
-            "sent": self.sent,
-            "failed": self.failed,
+            f"{prefix}sent": self.sent,
+            f"{prefix}failed": self.failed,
+            f"{prefix}unknown": self.unknown,
             "retries": self.retries,
             "last_error": self.last_error,
         }
@@ -167,18 +205,25 @@ class NetworkSink:
     # -- internals -------------------------------------------------------------------------
 
     def _give_up(self, records: int, error: BaseException | None) -> None:
-        self.failed += records
+        timed_out = is_timeout(error)
+        if timed_out:
+            self.unknown += records
+        else:
+            self.failed += records
         self.last_error = "cancelled while closing" if error is None else _describe(error)
         if not self._failing:  # once per outage, not once per batch
             logger.warning(
-                "lc_observe: %s mirror could not send %d records to %s (%s). Failed records are "
-                "counted in handler.stats[%r]; the application and the local store are not "
-                "affected.",
+                "lc_observe: %s mirror could not send %d %s to %s (%s). They are counted in "
+                "handler.stats[%r] (%s); the application and the local store are not affected.",
                 self.label,
                 records,
+                self.unit,
                 self.target,
                 self.last_error,
                 self.label,
+                "unknown: the request timed out, the server may have stored them"
+                if timed_out
+                else "failed",
             )
         self._failing = True
 

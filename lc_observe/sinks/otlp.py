@@ -10,12 +10,17 @@ exported (late children) go out at once; a decision that arrives after its span 
 exported travels on a zero-length ``langgraph.branch`` child span.  At most
 ``max_pending`` spans wait; beyond that the oldest traces are exported unfinished.
 
->>> handler = ObsHandler("traces.db", otlp_endpoint="http://localhost:4318")  # doctest: +SKIP
+Its counters (``handler.stats["otlp"]``) count spans: ``spans_sent``, ``spans_failed``,
+``spans_unknown`` (the export timed out: the collector may have stored them).
+
+>>> handler = ObsHandler("traces.db", sinks=[OTLP("http://localhost:4318")])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,15 +35,41 @@ from opentelemetry.trace import SpanContext, SpanKind
 from ..dispatch import Item
 from ..records import RECORD_BRANCH, RECORD_SPAN
 from ..serialize import Limits
-from .network import NetworkSink, RetryPolicy, quiet_on_mirror_threads
+from .network import NetworkSink, RetryPolicy, is_timeout, quiet_on_mirror_threads
 from .otlp_ids import otel_span_id, otel_trace_id, parse_traceparent
 from .otlp_spans import _SAMPLED, BRANCH_EVENT, SpanBuilder, _ns
 
 _DEFAULT_SERVICE = "lc_observe"
+_OTLP_FIELD_CHARS = 32_000  # span attributes: collectors dislike huge values
 
 
 class ExportFailed(Exception):
     """The span exporter reported a failure (it logs the reason itself)."""
+
+
+class ExportTimedOut(ExportFailed, TimeoutError):
+    """The collector did not answer in time: it may have stored the spans."""
+
+
+_request_errors = threading.local()  # the last error of the default exporter's requests
+
+
+def _recording_session() -> Any:
+    """A ``requests.Session`` that remembers the error of the last request made on the
+    calling thread: the exporter reports only "failure", and a read timeout (the collector
+    may have stored the spans) must be told apart from a refusal."""
+    import requests
+
+    class RecordingSession(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            _request_errors.error = None
+            try:
+                return super().request(*args, **kwargs)
+            except Exception as exc:
+                _request_errors.error = exc
+                raise
+
+    return RecordingSession()
 
 
 def traces_url(endpoint: str) -> str:
@@ -58,7 +89,13 @@ def otlp_exporter(
         raise ImportError(
             "OTLP export needs the [otlp] extra: pip install 'lc-observe[otlp]'"
         ) from exc
-    return OTLPSpanExporter(endpoint=traces_url(endpoint), timeout=timeout, headers=headers)
+    try:
+        session = _recording_session()
+    except ImportError:  # pragma: no cover - requests comes with the exporter
+        session = None
+    return OTLPSpanExporter(
+        endpoint=traces_url(endpoint), timeout=timeout, headers=headers, session=session
+    )
 
 
 def default_resource(service_name: str | None = None) -> Resource:
@@ -89,21 +126,24 @@ class OtlpSink(NetworkSink):
         headers: extra HTTP headers of the default exporter (e.g. an API key).
         service_name: ``service.name`` of the resource (default: the environment's, or
             ``"lc_observe"``).
-        limits: size limits of content attributes.
-        redact: redaction applied to content attributes.
+        limits: size limits of content attributes (fields at most 32,000 characters).
+        redact: redaction applied to content attributes (a sink used on its own; behind
+            an `ObsHandler` records are redacted before any sink sees them).
         include_content: put messages, inputs and outputs on spans; None (default): on
             unless ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false``.  Content is
             always what the privacy stage let through (redacted, bounded).
         openinference: OpenInference attributes too (default on: Phoenix reads only those,
             MLflow reads them first).
-        retry: retry policy of a failed export (the OTLP exporter also retries within
-            its ``timeout``).
-        timeout: seconds one export of the default exporter may take, retries included.
+        retry: retry policy of a failed export; default one attempt: the exporter retries
+            on its own, within its ``timeout`` (retries live in one place).
+        timeout: seconds one export of the default exporter may take, retries included;
+            also what a flush, close or exit waits for this destination at most.
         max_pending: spans held at most while their trace is still running.
     """
 
     label = "otlp"
     batch_size = 512
+    unit = "spans"
 
     def __init__(
         self,
@@ -125,7 +165,12 @@ class OtlpSink(NetworkSink):
                 raise ValueError("OtlpSink needs an exporter or an endpoint URL")
             exporter = otlp_exporter(endpoint, timeout, headers)
         target = traces_url(endpoint) if endpoint else type(exporter).__name__
-        super().__init__(target, retry or RetryPolicy(attempts=2))
+        super().__init__(target, retry or RetryPolicy(attempts=1))
+        self.timeout = timeout
+        limits = limits or Limits()
+        limits = dataclasses.replace(
+            limits, max_field_chars=min(limits.max_field_chars, _OTLP_FIELD_CHARS)
+        )
         self.exporter = exporter
         quiet_on_mirror_threads(type(exporter).__module__, self.label)
         self.builder = SpanBuilder(
@@ -162,14 +207,22 @@ class OtlpSink(NetworkSink):
         return self._take(ready, late)
 
     def deliver(self, payload: list[ReadableSpan]) -> None:
+        _request_errors.error = None
         if self.exporter.export(payload) is not SpanExportResult.SUCCESS:
-            raise ExportFailed(f"{type(self.exporter).__name__}.export reported a failure")
+            cause = getattr(_request_errors, "error", None)
+            name = type(self.exporter).__name__
+            if is_timeout(cause):
+                raise ExportTimedOut(f"{name}.export timed out: {cause}") from cause
+            raise ExportFailed(f"{name}.export reported a failure") from cause
 
-    def close(self) -> None:
-        """Export what is still held (unfinished traces too), then shut the exporter down."""
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Export what is still held (unfinished traces too)."""
         prepared = self._take(list(self._traces), _Trace())
-        if prepared is not None:
-            self.send(*prepared)
+        return prepared is None or self.send(*prepared)
+
+    def shutdown(self) -> None:
+        """Export what is still held (unfinished traces too), then shut the exporter down."""
+        self.force_flush()
         with contextlib.suppress(Exception):  # an exporter that fails to shut down
             self.exporter.shutdown()
 
@@ -184,13 +237,12 @@ class OtlpSink(NetworkSink):
     # -- internals -------------------------------------------------------------------------
 
     def _take(self, trace_ids: list[str], late: _Trace) -> tuple[list[ReadableSpan], int] | None:
+        """``(spans, how many)``: the counters count spans, not records."""
         spans: list[ReadableSpan] = []
-        records = 0
         for trace_id in trace_ids:
             trace = self._traces.pop(trace_id)
             self._pending -= len(trace.spans)
             spans.extend(self.builder.spans(trace.spans, trace.branches))
-            records += len(trace.spans) + len(trace.branches)
             self._exported[trace_id] = next(
                 (s["traceparent"] for s in trace.spans if s.get("traceparent")), None
             )
@@ -204,8 +256,7 @@ class OtlpSink(NetworkSink):
                 _branch_span(self.builder, branch, self._exported.get(branch["trace_id"]))
                 for branch in orphans
             )
-            records += len(late.spans) + len(late.branches)
-        return (spans, records) if spans else None
+        return (spans, len(spans)) if spans else None
 
 
 def _branch_span(

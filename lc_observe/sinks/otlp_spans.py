@@ -125,7 +125,7 @@ class SpanBuilder:
         include_content: bool | None = None,
         openinference: bool = True,
     ) -> None:
-        from .. import __version__
+        from .._version import __version__
 
         self.resource = resource
         self.limits = limits or Limits(max_field_chars=32_000)

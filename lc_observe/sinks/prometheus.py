@@ -224,8 +224,10 @@ class PrometheusSink:
                     metrics.branch(record["source"], record["destinations"])
         return len(batch)
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         """Nothing to release: the metrics stay in the registry."""
+
+    close = shutdown  # the older name of the exporter contract's shutdown
 
 
 class FileCollector:

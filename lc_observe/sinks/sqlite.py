@@ -296,12 +296,14 @@ class SQLiteSink:
                 return 0
         return 0  # pragma: no cover - loop always returns
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         if self._db is not None:
             try:
                 self._db.close()
             finally:
                 self._db = None
+
+    close = shutdown  # the older name of the exporter contract's shutdown
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from ..langgraph import is_node_run
 from ._html import fmt_ms
 from .frames import require_pandas
 
@@ -81,8 +82,11 @@ def plot_latency(
     if roots_only:
         spans = spans[spans["parent_id"].isna()]
     if by == "graph_node":  # the node runs themselves, not the runs inside them
-        is_step = spans["tags"].map(lambda tags: any(t.startswith("graph:step:") for t in tags))
-        spans = spans[(spans["name"] == spans["graph_node"]).fillna(False) & is_step]
+        node_runs = [
+            is_node_run(tags, None if pd.isna(node) else node)
+            for tags, node in zip(spans["tags"], spans["graph_node"], strict=True)
+        ]
+        spans = spans[pd.Series(node_runs, index=spans.index, dtype=bool)]
     spans = spans[spans["latency_ms"].notna()]
     if spans.empty:
         return no_data(title, "no finished spans in this selection")

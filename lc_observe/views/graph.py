@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TraceNotFoundError
-from ..langgraph import NODE_RUN_SQL, namespace, qualified
+from ..langgraph import namespace, qualified
 from ._html import ERROR_COLOR, esc, fmt_ms, page, wrap
 from .records import table_html
 
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 
 START = "__start__"
 END = "__end__"
-_CHUNK = 500
 
 
 @dataclass
@@ -83,56 +81,7 @@ class ObservedGraph:
     paths: dict[str, tuple[set[str], set[tuple[str, str]]]] = field(repr=False)
 
 
-# -- reading the store -----------------------------------------------------------------------
-
-
-def _select_traces(
-    store: TraceStore,
-    name: str | None,
-    since: TimeLike | None,
-    until: TimeLike | None,
-    trace_id: str | None,
-    limit: int,
-) -> tuple[str | None, list[Any], list[str]]:
-    from ..store import to_db_time
-
-    if trace_id is not None:
-        rows = store._query("SELECT graph_name FROM traces WHERE trace_id = ?", (str(trace_id),))
-        if not rows:
-            raise TraceNotFoundError(f"no finished trace with id {trace_id!r} in {store.db_path}")
-        if rows[0]["graph_name"] is None:
-            raise ValueError(f"trace {trace_id} did not run a LangGraph graph: nothing to draw")
-        name = name or rows[0]["graph_name"]
-    others: list[str] = []
-    if name is None:
-        names = store._query(
-            "SELECT graph_name, max(start_time) AS last FROM traces WHERE graph_name IS NOT NULL "
-            "GROUP BY graph_name ORDER BY last DESC"
-        )
-        if not names:
-            return None, [], []
-        name = names[0]["graph_name"]
-        others = [row["graph_name"] for row in names[1:]]
-    where, params = ["graph_name = ?"], [name]
-    if since is not None:
-        where.append("start_time >= ?")
-        params.append(to_db_time(since))
-    if until is not None:
-        where.append("start_time < ?")
-        params.append(to_db_time(until))
-    rows = store._query(
-        f"SELECT trace_id, status FROM traces WHERE {' AND '.join(where)} "
-        "ORDER BY start_time DESC LIMIT ?",
-        [*params, int(limit)],
-    )
-    if trace_id is not None and all(row["trace_id"] != str(trace_id) for row in rows):
-        rows += store._query("SELECT trace_id, status FROM traces WHERE trace_id = ?", (trace_id,))
-    return name, rows, others
-
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for index in range(0, len(items), _CHUNK):
-        yield items[index : index + _CHUNK]
+# -- from the store's rows ---------------------------------------------------------------------
 
 
 def observe(
@@ -149,26 +98,8 @@ def observe(
     Returns the graph and the names of other graphs in the store (when ``name`` was
     chosen automatically).
     """
-    name, trace_rows, others = _select_traces(store, name, since, until, trace_id, limit)
-    status = {row["trace_id"]: row["status"] for row in trace_rows}
-    ids = list(status)
-    node_rows: list[Any] = []
-    branch_rows: list[Any] = []
-    for chunk in _chunks(ids):
-        marks = ",".join("?" * len(chunk))
-        node_rows += store._query(
-            "SELECT trace_id, graph_node, graph_step, checkpoint_ns, status, latency_ms "
-            f"FROM spans WHERE trace_id IN ({marks}) AND {NODE_RUN_SQL} "
-            "AND graph_node != '__start__' AND graph_step IS NOT NULL "
-            "ORDER BY start_time, rowid",
-            chunk,
-        )
-        branch_rows += store._query(
-            "SELECT trace_id, source, destinations, step, checkpoint_ns, kind FROM branch_events "
-            f"WHERE trace_id IN ({marks}) ORDER BY time, id",
-            chunk,
-        )
-    return build(name, status, node_rows, branch_rows), others
+    rows = store.graph_rows(name, since=since, until=until, trace_id=trace_id, limit=limit)
+    return build(rows.name, rows.status, rows.node_rows, rows.branch_rows), rows.others
 
 
 def build(

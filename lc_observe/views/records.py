@@ -13,7 +13,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..model import Alert, Anomaly, BranchEvent, BranchStat, Span, Trace
+from ..model import (
+    HTML_RENDERERS,
+    Alert,
+    Anomaly,
+    BranchEvent,
+    BranchStat,
+    RecordList,  # noqa: F401 - its home is the model; importable from here as before
+    Span,
+    Trace,
+)
 from ._html import (
     ERROR_COLOR,
     esc,
@@ -29,20 +38,6 @@ from .trace import _error_block, _payload, _summary, decision_html
 
 #: Rows a list shows before it says how many more there are.
 MAX_ROWS = 200
-
-
-class RecordList(list[Any]):
-    """A ``list`` of records that notebooks display as an HTML table.
-
-    It is a real list (``==``, slicing, ``json.dumps`` all behave as usual); only
-    ``_repr_html_`` is added.
-
-    >>> RecordList([])._repr_html_().count("no records")
-    1
-    """
-
-    def _repr_html_(self) -> str:
-        return records_html(self)
 
 
 Column = tuple[str, Callable[[Any], str], bool]  # header, cell text, numeric
@@ -270,3 +265,8 @@ def model_html(record: BaseModel) -> str:
     """Any other record (a `BranchStat`, a stats row) as a one-row table."""
     columns = _COLUMNS.get(type(record)) or _generic_columns(record)
     return wrap(table_html([record], columns))
+
+
+HTML_RENDERERS.update(
+    span=span_html, branch=branch_html, trace=trace_html, row=model_html, records=records_html
+)
