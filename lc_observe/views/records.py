@@ -25,7 +25,8 @@ from ._html import (
     to_text,
     wrap,
 )
-from .trace import _error_block, _payload, _summary, decision_html
+from .payload import span_body_html
+from .trace import _summary, decision_html
 
 #: Rows a list shows before it says how many more there are.
 MAX_ROWS = 200
@@ -216,13 +217,11 @@ def records_html(items: Sequence[Any]) -> str:
 
 
 def span_html(span: Span) -> str:
-    """One span: its summary line, error and (open) payload."""
-    payload = _payload(span).replace(
-        '<details class="lco-payload">', '<details class="lco-payload" open>', 1
-    )
+    """One span: its summary line and details (messages, tool calls ...; see
+    `lc_observe.views.payload`)."""
     return wrap(
         f'<details class="lco-tree lco-span" open data-span-id="{esc(span.span_id)}">'
-        f'{_summary(span)}<div class="lco-body">{_error_block(span)}{payload}</div></details>'
+        f'{_summary(span)}<div class="lco-body">{span_body_html(span)}</div></details>'
     )
 
 
