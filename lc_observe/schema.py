@@ -20,7 +20,7 @@ PAGE_SIZE = 16_384
 
 #: ``PRAGMA application_id`` of every lc_observe database ("LCOB").
 APPLICATION_ID = 0x4C434F42
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SPAN_COLUMNS: dict[str, type] = {
     "span_id": str,
@@ -218,6 +218,14 @@ def _add_alerts_v5(db: sqlite_utils.Database) -> None:
     db["alerts"].create_index(["rule", "time"], if_not_exists=True)
 
 
+def _add_search_v6(db: sqlite_utils.Database) -> None:
+    """Version 6: ``spans_fts``, the full-text index of spans, kept by triggers
+    (`lc_observe.search`); spans already stored are indexed now."""
+    from .search import create_index
+
+    create_index(db.conn)
+
+
 #: ``MIGRATIONS[n]`` brings a database at version ``n - 1`` to version ``n``.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
@@ -225,6 +233,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     3: _add_cache_and_budgets_v3,
     4: _scores_v4,
     5: _add_alerts_v5,
+    6: _add_search_v6,
 }
 
 
@@ -233,6 +242,8 @@ def configure(conn: sqlite3.Connection, busy_timeout_ms: int = 10_000) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no committed txn
+    # The search index's delete trigger must also fire for rows INSERT OR REPLACE replaces.
+    conn.execute("PRAGMA recursive_triggers = ON")
 
 
 def read_versions(conn: sqlite3.Connection) -> tuple[int, int, bool]:
