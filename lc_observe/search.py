@@ -163,7 +163,7 @@ def _field_texts(row: Any) -> list[tuple[str, str]]:
     return texts
 
 
-def snippet(row: Any, query: str, width: int = 120) -> tuple[str, str]:
+def snippet(row: Any, query: str, width: int = 100) -> tuple[str, str]:
     """``(field, text)``: the first field (name, error, inputs, outputs, metadata) holding a
     word of ``query``, and the text around that word (plain text, cut to ``width``)."""
     words = [w.lower() for w in re.findall(r"\w+", query)]
@@ -173,7 +173,7 @@ def snippet(row: Any, query: str, width: int = 120) -> tuple[str, str]:
         positions = [lowered.find(w) for w in words if w and lowered.find(w) >= 0]
         if positions:
             at = min(positions)
-            start = max(0, at - width // 3)
+            start = max(0, at - 16)
             piece = text[start : start + width]
             return field, ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
     field, text = next(((f, t) for f, t in texts if t), ("name", row["name"] or ""))

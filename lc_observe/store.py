@@ -875,14 +875,14 @@ class TraceStore:
 
     # -- display and export --------------------------------------------------------------------
 
-    def format_trace(self, trace_id: str) -> str:
+    def format_trace(self, trace_id: str, *, width: int = 120) -> str:
         """The span tree of one trace as indented text (what `print_trace` prints), each
         span followed by a one-line preview of its input and output."""
         trace_id = self.resolve_trace_id(trace_id)
         spans = self.spans(trace_id=trace_id)
         if not spans:
             raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.db_path}")
-        return format_trace(spans, self.branches(trace_id=trace_id))
+        return format_trace(spans, self.branches(trace_id=trace_id), width=width)
 
     def print_trace(self, trace_id: str, file: IO[str] | None = None) -> None:
         """Print the span tree of one trace, with branch decisions beside their nodes."""
