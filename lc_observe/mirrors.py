@@ -9,12 +9,15 @@ application nor the local SQLite writer ever waits for the network.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from .serialize import Limits
 from .sinks.forward import ForwardingSink
 from .sinks.network import NetworkSink
+
+logger = logging.getLogger("lc_observe")
 
 _OTLP_FIELD_CHARS = 32_000
 
@@ -48,12 +51,20 @@ def build_mirrors(
     """
     sinks: list[NetworkSink] = list(network_sinks)
     if langsmith is not None and langsmith is not False:
-        from .sinks.langsmith import LangSmithSink
+        from .sinks.langsmith import LangSmithSink, missing_api_key
 
         client = None if langsmith is True else langsmith
-        sinks.append(
-            LangSmithSink(client, project_name=project_name, limits=limits, timeout=timeout)
-        )
+        problem = missing_api_key() if client is None else None
+        if problem is not None:  # one warning, no requests bound to fail, no per-run noise
+            logger.warning(
+                "lc_observe: langsmith=True, but %s. LangSmith mirroring is off; "
+                "local recording goes on.",
+                problem,
+            )
+        else:
+            sinks.append(
+                LangSmithSink(client, project_name=project_name, limits=limits, timeout=timeout)
+            )
     if otlp_endpoint is not None or otlp_exporter is not None:
         from .sinks.otlp import OtlpSink
 
