@@ -31,6 +31,7 @@ Nothing here raises on odd data: what is not understood stays a `Value`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -352,10 +353,8 @@ def _tool_calls(item: dict[str, Any]) -> list[ToolCall]:
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict) and isinstance(function.get("name"), str):
             args = function.get("arguments")
-            try:
+            with contextlib.suppress(ValueError):
                 args = json.loads(args) if isinstance(args, str) else args
-            except ValueError:
-                pass
             calls.append(ToolCall(function["name"], args, _str(call.get("id"))))
     return calls
 
@@ -415,8 +414,9 @@ def compact(value: Any) -> str:
 def call_text(call: ToolCall) -> str:
     """``add(a=1, b=2)``: a tool call on one line."""
     if isinstance(call.args, dict):
-        args = ", ".join(f"{k}={compact(v) if not isinstance(v, str) else repr(v)}"
-                         for k, v in call.args.items())
+        args = ", ".join(
+            f"{k}={compact(v) if not isinstance(v, str) else repr(v)}" for k, v in call.args.items()
+        )
     else:
         args = "" if call.args is None else compact(call.args)
     return f"{call.name}({args})"

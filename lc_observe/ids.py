@@ -55,7 +55,9 @@ def resolve_trace_id(query: Query, given: Any, where: str) -> str:
     piece = text.lower()
     matches = [
         row[0]
-        for row in query("SELECT trace_id FROM traces WHERE instr(trace_id, ?) > 0 LIMIT 6", (piece,))
+        for row in query(
+            "SELECT trace_id FROM traces WHERE instr(trace_id, ?) > 0 LIMIT 6", (piece,)
+        )
     ]
     if not matches:  # unfinished traces: spans only
         matches = [

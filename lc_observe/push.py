@@ -20,9 +20,9 @@ from typing import Any
 
 import sqlite_utils
 
+from .errors import MissingApiKeyError
 from .locking import retry_locked
 from .schema import configure, ensure_schema
-from .errors import MissingApiKeyError
 from .sinks.langsmith import LangSmithSink, missing_api_key
 from .sinks.network import RetryPolicy
 from .store import TimeLike, TraceStore

@@ -175,6 +175,8 @@ def snippet(row: Any, query: str, width: int = 100) -> tuple[str, str]:
             at = min(positions)
             start = max(0, at - 16)
             piece = text[start : start + width]
-            return field, ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
+            return field, ("…" if start else "") + piece + (
+                "…" if start + width < len(text) else ""
+            )
     field, text = next(((f, t) for f, t in texts if t), ("name", row["name"] or ""))
     return field, text[:width]

@@ -15,7 +15,6 @@ import os
 import sqlite3
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel

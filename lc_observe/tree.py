@@ -144,15 +144,23 @@ def format_conversation(spans: Sequence[Span], *, full: bool = False, width: int
     limit = None if full else 400
     lines: list[str] = []
     for span in ordered:
-        if span.parent_id is not None and span.parent_id in ids and span.kind not in CONVERSATION_KINDS:
+        if (
+            span.parent_id is not None
+            and span.parent_id in ids
+            and span.kind not in CONVERSATION_KINDS
+        ):
             continue
-        where = f"  in {span.graph_node}" if span.graph_node and span.graph_node != span.name else ""
+        where = (
+            f"  in {span.graph_node}" if span.graph_node and span.graph_node != span.name else ""
+        )
         step = f" step {span.graph_step}" if span.graph_step is not None else ""
         lines.append(f"── {span.name} [{span.kind}]  {span.span_id[-8:]}{where}{step}")
         payload = read_span(span)
         lines += _parts_text(payload.inputs, "in", full, limit)
-        lines += ["  ⇒ " + line.lstrip() if i == 0 else line
-                  for i, line in enumerate(_parts_text(payload.outputs, "out", full, limit))]
+        lines += [
+            "  ⇒ " + line.lstrip() if i == 0 else line
+            for i, line in enumerate(_parts_text(payload.outputs, "out", full, limit))
+        ]
         if span.error is not None:
             lines.append(f"  ERROR {span.error.type}: {cut(span.error.message, limit or 10**9)}")
     return "\n".join(lines)

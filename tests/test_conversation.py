@@ -67,7 +67,9 @@ def test_views_show_the_messages_and_tool_calls_langchain_recorded(handler, read
     for span in tools:
         run = runs[span.span_id]
         assert row_preview(span).startswith(f"{span.name}(")
-        assert str(load(run.outputs["output"], allowed_objects="messages").content) in row_preview(span)
+        assert str(load(run.outputs["output"], allowed_objects="messages").content) in row_preview(
+            span
+        )
     # bookkeeping folded: langgraph_* keys sit inside a closed <details>
     detail = span_html(models[0])
     shown, folded = detail.split("LangGraph/LangChain metadata")
@@ -93,7 +95,7 @@ def test_hostile_text_renders_as_text(handler, read_store) -> None:
     from langchain.agents import create_agent
     from langchain_core.tools import tool
 
-    evil = '<script>alert(1)</script><img src=x onerror=alert(2)>"\''
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'"
 
     @tool
     def echo(text: str) -> str:

@@ -78,7 +78,7 @@ def test_unknown_ids_raise_clear_errors(filled: TraceStore) -> None:
         filled.span("nope")
     with pytest.raises(TraceNotFoundError):
         filled.format_trace("nope")
-    with pytest.raises(ValueError, match="an age like '1d'.*or an ISO 8601 time"):
+    with pytest.raises(ValueError, match=r"an age like '1d'.*or an ISO 8601 time"):
         filled.traces(since="yesterday")
 
 
@@ -158,7 +158,9 @@ def test_print_trace_shows_the_tree(filled: TraceStore, capsys) -> None:
     out = [line for line in lines if "⤷" not in line and "· " not in line]
     assert out[0] == f"trace {graph.trace_id}  (4 spans)"
     # each span is followed by a one-line preview of its input and output
-    assert lines[lines.index(out[1]) + 1] == '│  · {"n": 1}  ⇒ {"n": 1, "trail": ["check", "small"]}'
+    assert (
+        lines[lines.index(out[1]) + 1] == '│  · {"n": 1}  ⇒ {"n": 1, "trail": ["check", "small"]}'
+    )
     assert out[1].startswith("LangGraph [chain]  ok")
     assert out[2].startswith("├─ check [chain]  step=1  ok")
     assert out[3].startswith("│  └─ route [chain]  node=check  step=1  ok")

@@ -215,12 +215,9 @@ INLINE: dict[str, str] = {
     ),
     "lco-conv": "display:block;margin:0",
     "lco-msg": (
-        "display:block;margin:2px 0;padding:2px 8px;border-left:3px solid #d0d7de;"
-        "background:#fff"
+        "display:block;margin:2px 0;padding:2px 8px;border-left:3px solid #d0d7de;background:#fff"
     ),
-    "lco-role": (
-        "display:block;font-size:11px;font-weight:600;color:#424a53;margin:0 0 1px 0"
-    ),
+    "lco-role": ("display:block;font-size:11px;font-weight:600;color:#424a53;margin:0 0 1px 0"),
     "lco-text": (
         "display:block;white-space:pre-wrap;word-break:break-word;overflow-wrap:anywhere;"
         "max-height:24em;overflow:auto;color:#1f2328"

@@ -50,8 +50,10 @@ def span_body_html(span: Span) -> str:
         blocks.append(_section("tags", esc(", ".join(span.tags))))
     if payload.bookkeeping:
         blocks.append(
-            _fold(f"LangGraph/LangChain metadata ({len(payload.bookkeeping)} keys)",
-                  _json(payload.bookkeeping))
+            _fold(
+                f"LangGraph/LangChain metadata ({len(payload.bookkeeping)} keys)",
+                _json(payload.bookkeeping),
+            )
         )
     raw = {"inputs": span.inputs, "outputs": span.outputs, "metadata": span.metadata}
     blocks.append(_fold("raw JSON", _json(raw)))
@@ -132,7 +134,9 @@ def _documents(documents: Sequence[Document]) -> str:
     for index, doc in enumerate(documents, 1):
         meta = ""
         if doc.metadata:
-            meta = f'<div class="lco-doc-meta">{esc(_cut(to_text(doc.metadata, compact=True)))}</div>'
+            meta = (
+                f'<div class="lco-doc-meta">{esc(_cut(to_text(doc.metadata, compact=True)))}</div>'
+            )
         ident = f" · {doc.id}" if doc.id else ""
         items.append(
             f'<div class="lco-doc"><span class="lco-role">#{index}{esc(ident)}</span>'
@@ -181,7 +185,9 @@ def _error(span: Span) -> str:
         return ""
     trace = ""
     if span.error.traceback:
-        trace = _fold("traceback", f'<div class="lco-code">{esc(to_text(span.error.traceback))}</div>')
+        trace = _fold(
+            "traceback", f'<div class="lco-code">{esc(to_text(span.error.traceback))}</div>'
+        )
     return (
         f'<div class="lco-error"><b>{esc(span.error.type)}</b>: '
         f"{esc(to_text(span.error.message, 2_000))}{trace}</div>"

@@ -175,7 +175,6 @@ def _preview(span: Span) -> str:
     return f'<span class="lco-preview" title="{esc(cut(text, 500))}">{esc(cut(text, 300))}</span>'
 
 
-
 def decision_html(event: BranchEvent) -> str:
     """One routing decision: ``⤷ route_question returned "math" → calculator``."""
     where = ", ".join(event.destinations) if event.destinations else "? (unknown)"
