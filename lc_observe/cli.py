@@ -267,7 +267,7 @@ def _stats_cells(row: Any) -> list[str]:
 
 
 def print_stats_table(rows: Sequence[Any], by: str) -> None:
-    """Print `TraceStore.stats` rows as a table (rich's when installed: ``[cli]`` extra)."""
+    """Print `TraceStore.stats` rows as a table that fits the terminal (`print_table`)."""
     headers = [by] + [header for header, _, _ in _STATS_COLUMNS]
     body = [_stats_cells(row) for row in rows]
     drop = ("reason", "cached", "cache hits", "tok/s", "ttft p95", "p99 ms", "p50 ms")

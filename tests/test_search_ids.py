@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import ClassVar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from langchain_core.runnables import RunnableLambda
