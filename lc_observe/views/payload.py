@@ -35,8 +35,27 @@ def span_html(span: Span) -> str:
     return wrap(span_body_html(span))
 
 
-def span_body_html(span: Span) -> str:
-    """`span_html` without the scoped root (inside a view that has one)."""
+#: Span kinds whose details a tree shows open: the turns of the conversation.
+OPEN_KINDS = ("chat_model", "llm", "tool", "retriever")
+
+
+def span_body_html(span: Span, *, folded: bool = False) -> str:
+    """`span_html` without the scoped root (inside a view that has one).
+
+    ``folded=True`` (the span tree) puts the details in a ``<details>`` of their own,
+    open for model calls, tools, retrievers and failed spans, closed for other chains
+    (their row already previews input and output)."""
+    body = _body(span)
+    if not folded:
+        return body
+    opened = " open" if span.kind in OPEN_KINDS or span.status == "error" else ""
+    return (
+        f'<details class="lco-payload"{opened}><summary class="lco-payload-summary">'
+        f"details</summary>{body}</details>"
+    )
+
+
+def _body(span: Span) -> str:
     payload = read_span(span)
     blocks = [_error(span)]
     if payload.inputs:
@@ -114,7 +133,9 @@ def _turn(message: Message, results: dict[str, Message]) -> str:
 
 def _call_card(call: ToolCall, result: Message | None) -> str:
     ident = f'<span class="lco-call-id">{esc(call.id)}</span>' if call.id else ""
-    args = to_text(call.args, PAYLOAD_CHARS)
+    args = to_text(call.args, PAYLOAD_CHARS, compact=True)
+    if len(args) > 100:  # long arguments: one key a line
+        args = to_text(call.args, PAYLOAD_CHARS)
     out = ""
     if result is not None:
         status = "" if result.status in (None, "success") else f" ({result.status})"

@@ -35,7 +35,7 @@ from ._html import (
     wrap,
 )
 from .evaluation import scores_html
-from .payload import span_body_html
+from .payload import OPEN_KINDS, span_body_html
 
 
 def is_node_span(span: Span) -> bool:
@@ -213,9 +213,10 @@ def tree_html(spans: Sequence[Span], branches: Sequence[BranchEvent] = ()) -> st
         if not kids:
             classes.append("lco-leaf")
         events = tree.decisions.get(span.span_id, [])
-        opened = " open" if kids or events or span.status == "error" else ""
+        shown = kids or events or span.status == "error" or span.kind in OPEN_KINDS
+        opened = " open" if shown else ""
         decisions = "".join(decision_html(e) for e in events)
-        body = decisions + span_body_html(span)
+        body = decisions + span_body_html(span, folded=True)
         body += "".join(render(kid) for kid in kids)
         return (
             f'<details class="{" ".join(classes)}"{opened} data-span-id="{esc(span.span_id)}" '
