@@ -1,9 +1,10 @@
 """Full-text search: search time on a large file, and the write cost the index adds.
 
-Builds two files through the SQLite sink's own batch path (`SQLiteSink.export`, the
-multi-row inserts the handler's writer thread runs): one with the FTS5 index of schema
-version 6 (triggers on), one with the index's triggers dropped, and prints the write time
-per span of each and their ratio.  Then times `TraceStore.search` on the indexed file for
+Writes the same spans, batch by batch, to two files through the SQLite sink's own batch
+path (`SQLiteSink.export`, the multi-row inserts the handler's writer thread runs): one
+with the FTS5 index of schema version 6 (triggers on), one with the index's triggers
+dropped, alternating which goes first, and prints the write time per span of each and
+their ratio.  Then times `TraceStore.search` on the indexed file for
 a rare word, a word in every trace, a phrase and a filtered query (median of 5 runs).
 
     python benchmarks/search.py                   # 100,000 spans (a few minutes)
@@ -78,34 +79,39 @@ def _record(trace_id: str, parent: str | None, i: int, rng: random.Random) -> di
     return record
 
 
-def build(path: str, spans: int, *, indexed: bool, seed: int = 7) -> float:
-    """Write ``spans`` spans (traces of 10) to ``path``; returns seconds spent writing."""
-    sink = SQLiteSink(path)
-    assert sink.open()
-    if not indexed:
-        conn = sqlite3.connect(path)
-        for name in ("spans_fts_insert", "spans_fts_delete", "spans_fts_update"):
-            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-        conn.commit()
-        conn.close()
+def build(indexed_path: str, plain_path: str, spans: int, seed: int = 7) -> tuple[float, float]:
+    """Write the same ``spans`` spans (traces of 10) to both files, batch by batch,
+    alternating which file goes first (so both see the same machine load); returns the
+    seconds spent writing to the indexed file and to the plain one."""
+    indexed, plain = SQLiteSink(indexed_path), SQLiteSink(plain_path)
+    assert indexed.open() and plain.open()
+    conn = sqlite3.connect(plain_path)
+    for name in ("spans_fts_insert", "spans_fts_delete", "spans_fts_update"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    conn.commit()
+    conn.close()
     rng = random.Random(seed)
-    batch, spent, trace_id, root = [], 0.0, None, None
+    batch: list = []
+    spent = {id(indexed): 0.0, id(plain): 0.0}
+    trace_id = root = ""
     for i in range(spans):
         if i % 10 == 0:
-            trace_id = str(uuid.uuid4())
-            root = trace_id
+            trace_id = root = str(uuid.uuid4())
             record = _record(trace_id, None, i, rng)
             record["span_id"] = trace_id
         else:
             record = _record(trace_id, root, i, rng)
         batch.append((RECORD_SPAN, record))
         if len(batch) == BATCH or i == spans - 1:
-            start = time.perf_counter()
-            assert sink.export(batch) == len(batch)
-            spent += time.perf_counter() - start
+            order = (indexed, plain) if (i // BATCH) % 2 else (plain, indexed)
+            for sink in order:
+                start = time.perf_counter()
+                assert sink.export(batch) == len(batch)
+                spent[id(sink)] += time.perf_counter() - start
             batch = []
-    sink.close()
-    return spent
+    indexed.close()
+    plain.close()
+    return spent[id(indexed)], spent[id(plain)]
 
 
 def _median_ms(store: TraceStore, text: str, **kwargs) -> tuple[float, int]:
@@ -128,8 +134,7 @@ def main() -> None:
     for path in (with_index, without):
         if os.path.exists(path):
             os.remove(path)
-    plain = build(without, args.spans, indexed=False)
-    indexed = build(with_index, args.spans, indexed=True)
+    indexed, plain = build(with_index, without, args.spans)
     per = 1e6 / args.spans
     print(f"spans written: {args.spans:,} per file (batches of {BATCH}, the sink's own path)")
     print(f"write without index: {plain * per:8.1f} us/span")

@@ -252,7 +252,7 @@ INLINE: dict[str, str] = {
     "lco-fact-k": "color:#656d76;font-weight:600",
     "lco-fact-v": "overflow-wrap:anywhere;min-width:0",
     "lco-preview": (
-        "display:inline-block;max-width:46%;overflow:hidden;text-overflow:ellipsis;"
+        "display:inline-block;max-width:40%;overflow:hidden;text-overflow:ellipsis;"
         "white-space:nowrap;vertical-align:bottom;color:#656d76;font-size:12px;margin-left:6px"
     ),
     "lco-section-summary": "font-weight:600;margin:8px 0 4px 0;cursor:pointer",
