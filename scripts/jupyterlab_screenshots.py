@@ -149,6 +149,9 @@ def _shoot_output(page, out: Path, check_layout: bool) -> None:
     target.scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     page.screenshot(path=str(out))
+    calls = root.locator(".lco-call").count()
+    if check_layout and not calls:
+        raise SystemExit(f"layout check failed in {out}: no tool call card rendered")
     if check_layout and (layout["dl"] or layout["wide"]):
         raise SystemExit(f"layout check failed in {out}: {layout}")
 
