@@ -195,16 +195,6 @@ INLINE: dict[str, str] = {
     "lco-decision-error": "background:#ffebe9;border-left-color:#cf222e;color:#82071e",
     "lco-payload": "margin:2px 0;color:#424a53",
     "lco-payload-summary": "font-size:11px;line-height:1.3;color:#656d76;cursor:pointer",
-    "lco-pre": (
-        f"margin:0;padding:4px 6px;background:#f6f8fa;border:1px solid #eaeef2;"
-        f"border-radius:4px;{_MONO};white-space:pre-wrap;word-break:break-word;"
-        "max-height:20em;overflow:auto;color:#1f2328"
-    ),
-    "lco-dl": "margin:2px 0 4px 14px",
-    "lco-kv": "margin:2px 0 4px 14px;display:grid;grid-template-columns:max-content 1fr;"
-    "column-gap:12px;font-size:12px",
-    "lco-dt": "color:#656d76;font-weight:600;font-size:12px;margin-top:2px",
-    "lco-dd": "margin:0",
     # span details (views/payload.py): divs and spans only, so host stylesheets that
     # style dl/dt/dd/pre (JupyterLab output areas) have nothing to float or restyle
     "lco-span-detail": "margin:2px 0 4px 0;max-width:100%;overflow-wrap:anywhere",

@@ -240,7 +240,7 @@ def trace_html(trace: Trace) -> str:
         ("tags", esc(", ".join(trace.tags) or "–")),
     ]
     rows = "".join(
-        f'<dt class="lco-dt">{esc(label)}</dt><dd class="lco-dd">{value}</dd>'
+        f'<span class="lco-fact-k">{esc(label)}</span><span class="lco-fact-v">{value}</span>'
         for label, value in facts
     )
     color = f' style="color:{ERROR_COLOR}"' if trace.status == "error" else ""
@@ -256,7 +256,7 @@ def trace_html(trace: Trace) -> str:
     return wrap(
         f'<h3 class="lco-h"{color}>{esc(trace.name)} '
         f'<span class="lco-sub lco-mono">{esc(trace.trace_id)}</span>'
-        f'</h3><dl class="lco-kv">{rows}</dl>{decisions}{hint}'
+        f'</h3><div class="lco-facts">{rows}</div>{decisions}{hint}'
     )
 
 
