@@ -5,7 +5,8 @@ path (`SQLiteSink.export`, the multi-row inserts the handler's writer thread run
 with the FTS5 index of schema version 6 (triggers on), one with the index's triggers
 dropped, alternating which goes first, and prints the write time per span of each and
 their ratio.  Then times `TraceStore.search` on the indexed file for
-a rare word, a word in every trace, a phrase and a filtered query (median of 5 runs).
+a rare word, a common word, two words, a filtered query and a prefix (median of 5 runs),
+and the backfill an older file's migration to version 6 runs.
 
     python benchmarks/search.py                   # 100,000 spans (a few minutes)
     python benchmarks/search.py --spans 1000000   # the 1M-span measurement
@@ -114,6 +115,21 @@ def build(indexed_path: str, plain_path: str, spans: int, seed: int = 7) -> tupl
     return spent[id(indexed)], spent[id(plain)]
 
 
+def backfill(path: str) -> float:
+    """Seconds the schema-6 migration's backfill takes to index every span of ``path``
+    (a file whose index is empty: the one built without triggers)."""
+    from lc_observe.search import _fill
+
+    conn = sqlite3.connect(path)
+    try:
+        start = time.perf_counter()
+        with conn:
+            _fill(conn)
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
 def _median_ms(store: TraceStore, text: str, **kwargs) -> tuple[float, int]:
     times, hits = [], 0
     for _ in range(5):
@@ -156,6 +172,11 @@ def main() -> None:
         ):
             ms, hits = _median_ms(store, text, **kwargs)
             print(f"search {label:<24} {ms:9.1f} ms  ({hits} hits, limit 50)")
+    seconds = backfill(without)
+    print(
+        f"migration backfill:  {seconds:8.1f} s for {args.spans:,} spans "
+        f"({seconds * per:.1f} us/span)"
+    )
 
 
 if __name__ == "__main__":
