@@ -1,4 +1,4 @@
-"""The valid values of the ``status`` and ``kind`` filters, checked in one place: a typo
+"""The valid values of the ``status``, ``kind`` and ``source`` filters, checked in one place: a typo
 is an error that lists the valid values, never a silently empty result."""
 
 from __future__ import annotations
@@ -26,3 +26,14 @@ def check_kind(kind: str | None, stored: Iterable[str] = ()) -> str | None:
     if kind in known:
         return kind
     raise ValueError(f"kind must be one of {', '.join(known)}; got {kind!r}")
+
+
+#: Who gave a score (`lc_observe.model.Score.source`).
+SOURCES = ("human", "judge", "heuristic", "feedback")
+
+
+def check_source(source: str | None) -> str | None:
+    """``source`` if it is one of `SOURCES` (or None); else a ValueError naming them."""
+    if source is None or source in SOURCES:
+        return source
+    raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")

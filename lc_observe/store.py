@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from .checks import check_kind, check_status
+from .checks import check_kind, check_source, check_status
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import NODE_RUN_SQL, node_path
 from .locking import retry_locked
@@ -705,7 +705,7 @@ class TraceStore:
             "trace_id": trace,
             "span_id": span,
             "name": name,
-            "source": source,
+            "source": check_source(source),
             "author": author,
         }
         where, params = _filters(equals, "time", since, until)
@@ -731,7 +731,9 @@ class TraceStore:
 
         >>> store.score_stats(source="judge")                 # doctest: +SKIP
         """
-        where, params = _filters({"name": name, "source": source}, "time", since, until)
+        where, params = _filters(
+            {"name": name, "source": check_source(source)}, "time", since, until
+        )
         rows = self._query(
             "SELECT name, coalesce(source, 'human') AS source, value_type, value, label, "
             f"trace_id FROM scores WHERE {' AND '.join(where)} ORDER BY name, source",

@@ -133,6 +133,8 @@ def test_one_time_syntax_and_checked_values(handler, read_store, capsys) -> None
         store.traces(status="failed")
     with pytest.raises(ValueError, match="kind must be one of chain, chat_model"):
         store.spans(kind="chatmodel")
+    with pytest.raises(ValueError, match="source must be one of human, judge"):
+        store.scores(source="humans")
     with pytest.raises(SystemExit):
         main(["traces", "--status", "bogus", "--db", db])
 
