@@ -855,7 +855,9 @@ class TraceStore:
         if since is not None:
             where.append("s.start_time >= ?")
             params.append(to_db_time(since))
-        rows = self._query(search_sql(where), [query, *params, int(limit)])
+        sql = search_sql(where)
+        bound = [query, *params, int(limit)] if where else [query, int(limit)]
+        rows = self._query(sql, bound)
         hits = []
         for row in rows:
             field, text_around = snippet(row, text)
