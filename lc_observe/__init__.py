@@ -10,11 +10,13 @@ from .analysis.alerts import AlertRule, Webhook
 from .analysis.anomalies import AnomalyConfig
 from .budgets import Budget
 from .errors import (
+    AmbiguousIdError,
     BudgetExceededError,
     DatabaseLockedError,
     DatabaseNotFoundError,
     ForeignDatabaseError,
     LcObserveError,
+    MissingApiKeyError,
     SchemaVersionError,
     StoreError,
     TraceNotFoundError,
@@ -28,6 +30,7 @@ from .model import (
     ErrorInfo,
     Score,
     ScoreStat,
+    SearchHit,
     Span,
     StatRow,
     Trace,
@@ -40,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Alert",
     "AlertRule",
+    "AmbiguousIdError",
     "Anomaly",
     "AnomalyConfig",
     "BranchEvent",
@@ -52,10 +56,12 @@ __all__ = [
     "ForeignDatabaseError",
     "LcObserveError",
     "Limits",
+    "MissingApiKeyError",
     "ObsHandler",
     "SchemaVersionError",
     "Score",
     "ScoreStat",
+    "SearchHit",
     "Span",
     "StatRow",
     "StoreError",

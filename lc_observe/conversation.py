@@ -180,7 +180,7 @@ def _read(value: Any, kind: str, side: str, name: str) -> list[Part]:
             args = value.get("input", value) if set(value) == {"input"} else value
             return [Part("tool_call", label=name, tool_call=ToolCall(name, args))]
         if set(value) == {"output"}:
-            return _read_any(value["output"], "output")
+            return _read_any(value["output"], "")
     if kind == "retriever":
         if side == "in" and isinstance(value.get("query"), str):
             return [Part("text", label="query", text=value["query"])]

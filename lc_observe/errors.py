@@ -61,3 +61,7 @@ class TraceNotFoundError(StoreError, KeyError):
 
 class MissingApiKeyError(LcObserveError):
     """LangSmith was asked for, but no API key is configured (``LANGSMITH_API_KEY``)."""
+
+
+class AmbiguousIdError(TraceNotFoundError):
+    """A piece of a trace id matches more than one trace (the message lists some)."""

@@ -11,18 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import TraceNotFoundError
+from .errors import AmbiguousIdError, TraceNotFoundError
 
 #: Characters a piece of an id needs at least (fewer match too much to be meant).
 MIN_CHARS = 4
 #: Characters of `short_id`: the random tail of a UUID v7 (32 bits; unique in practice).
 SHORT_CHARS = 8
 
+__all__ = ["MIN_CHARS", "SHORT_CHARS", "AmbiguousIdError", "resolve_trace_id", "short_id"]
+
 Query = Callable[[str, Sequence[Any]], list[Any]]
-
-
-class AmbiguousIdError(TraceNotFoundError):
-    """A piece of an id matches more than one trace."""
 
 
 def short_id(trace_id: str) -> str:
