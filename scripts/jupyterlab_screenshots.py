@@ -166,26 +166,30 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     source = str(Path(args.source).resolve())
-    work = Path(tempfile.mkdtemp(prefix="lco-lab-"))
+    base = Path(tempfile.mkdtemp(prefix="lco-lab-"))
+    work = base / "notebooks"  # what the file browser shows: the notebook alone
+    work.mkdir()
     _notebook(work / "agent.ipynb")
     env = {
         **os.environ,
         "PYTHONPATH": source,
-        "JUPYTER_CONFIG_DIR": str(work / "cfg"),
-        "JUPYTER_RUNTIME_DIR": str(work / "run"),
+        "JUPYTER_CONFIG_DIR": str(base / "cfg"),
+        "JUPYTER_RUNTIME_DIR": str(base / "run"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(base / "ws"),
+        "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
     }
     env.pop("LC_OBSERVE_DB", None)
     port, token = _free_port(), secrets.token_hex(16)
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root"]
     command += ["--ip", "127.0.0.1", "--port", str(port), f"--IdentityProvider.token={token}"]
     command += [f"--ServerApp.root_dir={work}", "--LabApp.news_url="]
-    log = (work / "lab.log").open("w")
+    log = (base / "lab.log").open("w")
     lab = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         try:
             _wait(f"http://127.0.0.1:{port}/api/status?token={token}", 90)
         except SystemExit:
-            print((work / "lab.log").read_text()[-3000:], file=sys.stderr)
+            print((base / "lab.log").read_text()[-3000:], file=sys.stderr)
             raise
         with sync_playwright() as playwright:
             browser = _launch(playwright)
@@ -238,7 +242,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             lab.kill()
         log.close()
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 
