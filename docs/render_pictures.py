@@ -1,7 +1,8 @@
 """Regenerate docs/trace_view.png and docs/graph_view.png from a real demo run.
 
 Needs headless Chromium (Debian: ``apt-get install -y chromium``) and Pillow (which
-matplotlib brings).  Not part of the test suite and CI does not need Chromium.
+matplotlib brings).  Not part of the test suite (tests/test_jupyterlab.py checks the
+views in a live JupyterLab page).
 
     python docs/render_pictures.py            # writes docs/trace_view.png, docs/graph_view.png
     python docs/render_pictures.py --keep     # also keeps the HTML pages next to them

@@ -13,15 +13,20 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
-from .errors import LcObserveError, TraceNotFoundError
+from . import __version__
+from .checks import KINDS, STATUSES
+from .conversation import cut
+from .errors import LcObserveError
+from .ids import short_id
 from .store import TraceStore
-from .tree import describe_branch
+from .times import to_datetime
+from .tree import describe_branch, format_conversation
 
 
 def _default_db() -> str:
@@ -33,16 +38,52 @@ def _print_json(data: Any) -> None:
 
 
 def _resolve_trace_id(store: TraceStore, given: str) -> str:
-    """Accept a full trace id or a unique prefix of one (as printed by ``traces``)."""
-    rows = store._query(
-        "SELECT trace_id FROM traces WHERE trace_id >= ? AND trace_id < ? LIMIT 2",
-        (given, given + "\uffff"),
-    )
-    if len(rows) == 1:
-        return rows[0][0]
-    if len(rows) > 1:
-        raise TraceNotFoundError(f"trace id prefix {given!r} is ambiguous; give more characters")
-    return given  # let the store explain (unknown id, or still running)
+    """A whole trace id or any unique piece of one (`TraceStore.resolve_trace_id`)."""
+    return store.resolve_trace_id(given)
+
+
+def _width() -> int:
+    """The terminal's width (100 when not a terminal)."""
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    left: int = 1,
+    drop: Sequence[str] = (),
+    flex: str | None = None,
+    width: int | None = None,
+) -> None:
+    """Print a table that fits ``width`` (the terminal's): the first ``left`` columns
+    left-aligned, the others right; the ``drop`` columns (least needed first) are left
+    out while it does not fit, then the ``flex`` column is cut.  Says what it left out."""
+    width = width or _width()
+    columns = list(headers)
+    widths = {h: max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)}
+
+    def total() -> int:
+        return sum(widths[h] for h in columns) + 2 * (len(columns) - 1)
+
+    hidden = []
+    for name in drop:
+        if total() <= width:
+            break
+        if name in columns:
+            columns.remove(name)
+            hidden.append(name)
+    if flex in columns and total() > width:
+        widths[flex] = max(len(flex), 8, widths[flex] - (total() - width))
+    index = {h: i for i, h in enumerate(headers)}
+    for cells in [list(headers), *rows]:
+        out = []
+        for h in columns:
+            text = cut(cells[index[h]], widths[h])
+            out.append(text.ljust(widths[h]) if index[h] < left else text.rjust(widths[h]))
+        print("  ".join(out).rstrip())
+    if hidden:
+        print(f"({', '.join(hidden)} left out to fit {width} columns; --json has everything)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -70,23 +111,37 @@ def cmd_traces(args: argparse.Namespace) -> int:
             session_id=args.session_id,
             tag=args.tag,
             since=args.since,
+            until=args.until,
+            has_errors=True if args.errors else None,
         )
         if args.json:
             _print_json([t.model_dump(mode="json") for t in traces])
             return 0
-        header = f"{'trace_id':<36}  {'start (UTC)':<19}  {'name':<24}  {'status':<11}  "
-        print(header + f"{'latency':>10}  {'spans':>5}  {'tokens':>7}  {'cost $':>9}")
-        for t in traces:
-            latency = "-" if t.latency_ms is None else f"{t.latency_ms:.1f} ms"
-            cost = "-" if t.cost_usd is None else f"{t.cost_usd:.6f}"
-            tokens = "-" if t.total_tokens is None else str(t.total_tokens)
-            start = t.start_time.strftime("%Y-%m-%d %H:%M:%S")
-            print(
-                f"{t.trace_id:<36}  {start:<19}  {t.name[:24]:<24}  {t.status:<11}  "
-                f"{latency:>10}  {t.span_count:>5}  {tokens:>7}  {cost:>9}"
-            )
         if not traces:
             print("(no traces)")
+            return 0
+        rows = [
+            [
+                short_id(t.trace_id),
+                t.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+                t.name,
+                t.status,
+                str(t.error_count) if t.error_count else "-",
+                "-" if t.latency_ms is None else f"{t.latency_ms:.1f} ms",
+                str(t.span_count),
+                "-" if t.total_tokens is None else str(t.total_tokens),
+                "-" if t.cost_usd is None else f"{t.cost_usd:.6f}",
+            ]
+            for t in traces
+        ]
+        headers = ["id", "start (UTC)", "name", "status", "errors", "latency", "spans"]
+        print_table(
+            [*headers, "tokens", "cost $"],
+            rows,
+            left=4,
+            drop=("spans", "cost $", "tokens"),
+            flex="name",
+        )
     return 0
 
 
@@ -104,13 +159,41 @@ def cmd_show(args: argparse.Namespace) -> int:
                 }
             )
             return 0
-        store.print_trace(trace_id)
+        print(store.format_trace(trace_id, width=_width()))
+        print()
+        print(format_conversation(store.spans(trace_id=trace_id), full=args.full))
         for score in store.scores(trace_id):
-            on = "" if score.span_id is None else f" (span {score.span_id[:8]})"
+            on = "" if score.span_id is None else f" (span {short_id(score.span_id)})"
             print(
                 f"score {score.name} = {_score_value_text(score.value)}  [{score.source}]{on}"
                 + (f"  {score.comment}" if score.comment else "")
             )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with TraceStore(args.db) as store:
+        hits = store.search(args.text, since=args.since, kind=args.kind, limit=args.limit)
+    if args.json:
+        _print_json([hit.model_dump(mode="json") for hit in hits])
+        return 0
+    if not hits:
+        print(f"(no span matches {args.text!r})")
+        return 0
+    rows = [
+        [
+            short_id(h.trace_id),
+            short_id(h.span_id),
+            h.start_time.strftime("%Y-%m-%d %H:%M"),
+            h.name,
+            h.kind,
+            h.field,
+            " ".join(h.snippet.split()),
+        ]
+        for h in hits
+    ]
+    headers = ["trace", "span", "start (UTC)", "name", "kind", "field", "match"]
+    print_table(headers, rows, left=7, drop=("span", "start (UTC)"), flex="match")
     return 0
 
 
@@ -185,29 +268,16 @@ def _stats_cells(row: Any) -> list[str]:
 
 
 def print_stats_table(rows: Sequence[Any], by: str) -> None:
-    """Print `TraceStore.stats` rows as a table (rich's when installed: ``[cli]`` extra)."""
+    """Print `TraceStore.stats` rows as a table that fits the terminal (`print_table`)."""
     headers = [by] + [header for header, _, _ in _STATS_COLUMNS]
     body = [_stats_cells(row) for row in rows]
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
-        for cells in [headers, *body]:  # the group column left-aligned, numbers right
-            numbers = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
-            print("  ".join([cells[0].ljust(widths[0]), *numbers]))
-        return
-    table = Table(title=f"lc_observe statistics by {by}")
-    for index, header in enumerate(headers):
-        table.add_column(header, justify="left" if index == 0 else "right", no_wrap=index == 0)
-    for cells in body:
-        table.add_row(*cells)
-    Console(width=max(160, Console().width)).print(table)
+    drop = ("reason", "cached", "cache hits", "tok/s", "ttft p95", "p99 ms", "p50 ms")
+    print_table(headers, body, drop=drop, flex=by)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with TraceStore(args.db) as store:
-        rows = store.stats(by=args.by, since=_since(args.since), until=_since(args.until))
+        rows = store.stats(by=args.by, since=args.since, until=args.until)
     if args.json:
         _print_json([row.model_dump(mode="json") for row in rows])
         return 0
@@ -431,20 +501,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_age(text: str) -> timedelta:
-    """``"30d"``, ``"12h"``, ``"90m"``, ``"2w"`` or ``"45s"`` as a timedelta."""
-    number, unit = text[:-1], text[-1:].lower()
-    if unit not in _UNITS or not number.replace(".", "", 1).isdigit():
-        raise ValueError(f"cannot read {text!r} as an age: use a number and s/m/h/d/w, e.g. 30d")
-    return timedelta(seconds=float(number) * _UNITS[unit])
-
-
 def cmd_purge(args: argparse.Namespace) -> int:
     with TraceStore(args.db, busy_timeout=args.busy_timeout) as store:
-        deleted = store.purge(parse_age(args.older_than), vacuum=args.vacuum)
+        deleted = store.purge(to_datetime(args.older_than), vacuum=args.vacuum)
     if args.json:
         _print_json({"deleted_traces": deleted})
     else:
@@ -452,14 +511,10 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _since(text: str | None) -> timedelta | str | None:
-    """``--since``: an age like ``30d`` / ``12h``, or an ISO time."""
-    if text is None:
-        return None
-    try:
-        return parse_age(text)
-    except ValueError:
-        return text  # an ISO time; the store explains a bad one
+def _since(text: str | None) -> Any:
+    """``--since``/``--until``: an age like ``30d`` / ``12h`` or an ISO time, read by
+    `lc_observe.times` (checked here so a typo fails before any work)."""
+    return None if text is None else to_datetime(text)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -508,7 +563,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError("--header and --timeout go with --otlp URL")
     if args.jsonl is not None:
         count = export_jsonl(args.db, args.jsonl, since=since, trace_id=trace_id)
-        if args.jsonl != "-":
+        if args.jsonl == "-":
+            return 0  # stdout holds the JSON lines themselves
+        if args.json:
+            _print_json({"spans": count, "file": args.jsonl})
+        else:
             print(f"Wrote {count} spans to {args.jsonl}", file=sys.stderr)
         return 0
     headers = _headers(args.header) if args.header else None
@@ -537,8 +596,12 @@ def _grouping(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
-        prog="lc-observe", description="Local-first traces of LangChain and LangGraph runs."
+        prog="lc-observe",
+        description="Local-first traces of LangChain and LangGraph runs.  Times (--since, "
+        "--until) are ages like 1d, 2h, 30m or ISO times; trace ids may be any unique "
+        "piece of an id, such as the short ids `traces` prints.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -559,19 +622,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("demo", "run the demo LangGraph agent (fake model), trace it and print the trees")
     traces = add("traces", "list recent traces, newest first")
-    traces.add_argument("--limit", type=int, default=20)
-    for option in ("name", "status", "user-id", "session-id", "tag", "since"):
-        traces.add_argument(f"--{option}")
-    show = add("show", "print the span tree of one trace")
-    show.add_argument("trace_id", help="a trace id or a unique prefix of one")
+    traces.add_argument("--limit", type=int, default=20, help="at most N traces (default 20)")
+    traces.add_argument("--name", help="only traces whose root run has this name")
+    traces.add_argument("--status", choices=STATUSES, help="only traces whose root run ended so")
+    traces.add_argument(
+        "--errors", action="store_true", help="only traces in which any span failed"
+    )
+    traces.add_argument("--user-id", help="only traces of this user (metadata user_id)")
+    traces.add_argument("--session-id", help="only traces of this session (metadata session_id)")
+    traces.add_argument("--tag", help="only traces whose root run has this tag")
+    traces.add_argument("--since", help="only traces started since an age (1d) or ISO time")
+    traces.add_argument("--until", help="only traces started before an age ago or ISO time")
+    show = add("show", "print the span tree of one trace, then its conversation")
+    show.add_argument("trace_id", help="a trace id or any unique piece of one")
+    show.add_argument(
+        "--full", action="store_true", help="print every message in full (default: cut)"
+    )
+    search = add("search", "find spans by what was said: names, inputs, outputs, errors")
+    search.add_argument("text", help='words that must all appear; "a phrase"; prefix*')
+    search.add_argument("--since", help="only spans started since an age (7d) or ISO time")
+    search.add_argument("--kind", choices=KINDS, help="only spans of this run type")
+    search.add_argument("--limit", type=int, default=20, help="at most N hits (default 20)")
     branches = add("branches", "branch decisions of one trace, or rates per source/destination")
-    branches.add_argument("trace_id", nargs="?", help="a trace id or prefix (omit for rates)")
+    branches.add_argument("trace_id", nargs="?", help="a trace id or piece (omit for rates)")
     branches.add_argument("--source", help="only decisions taken at this node")
-    branches.add_argument("--since", help="only decisions since this ISO time")
+    branches.add_argument("--since", help="only decisions since an age (1d) or ISO time")
     paths = add("paths", "the most frequent LangGraph node paths, with counts")
     paths.add_argument("--name", help="only traces of this graph (root run name)")
-    paths.add_argument("--since", help="only traces since this ISO time")
-    paths.add_argument("--limit", type=int, default=20)
+    paths.add_argument("--since", help="only traces since an age (1d) or ISO time")
+    paths.add_argument("--limit", type=int, default=20, help="at most N paths (default 20)")
     stats = add("stats", "latency percentiles, TTFT, tokens, cost and cache hits per group")
     stats.add_argument(
         "--by",
@@ -584,7 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
     scores = add("scores", "scores per name and source, or the scores of one trace")
     scores.add_argument("trace_id", nargs="?", help="a trace id or prefix: list its scores")
     scores.add_argument("--name", help="only scores with this name")
-    scores.add_argument("--source", choices=("human", "judge", "heuristic", "feedback"))
+    scores.add_argument(
+        "--source", choices=("human", "judge", "heuristic", "feedback"), help="only this source"
+    )
     scores.add_argument("--since", help="only scores given since an ISO time or an age (7d)")
     scores.add_argument("--list", action="store_true", help="list scores instead of a summary")
     scores.add_argument("--limit", type=int, default=None, help="list at most N scores")
@@ -592,11 +673,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("trace_id", help="a trace id or a unique prefix of one")
     score.add_argument("name", help="the score's name, e.g. helpful")
     score.add_argument("value", help="true, false, a number, or a category like 'good'")
-    score.add_argument("--comment")
+    score.add_argument("--comment", help="a note kept with the score")
     score.add_argument(
-        "--source", default="human", choices=("human", "judge", "heuristic", "feedback")
+        "--source",
+        default="human",
+        choices=("human", "judge", "heuristic", "feedback"),
+        help="who scored (default human)",
     )
-    score.add_argument("--author")
+    score.add_argument("--author", help="the scorer's name")
     compare = add("compare", "two groups of traces side by side, with significance")
     compare.add_argument("a", help="the first group's value, e.g. v1")
     compare.add_argument("b", help="the second group's value, e.g. v2")
@@ -668,6 +752,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "traces": cmd_traces,
     "show": cmd_show,
+    "search": cmd_search,
     "branches": cmd_branches,
     "paths": cmd_paths,
     "stats": cmd_stats,
@@ -691,6 +776,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `lc-observe export --jsonl - | head`: the reader is gone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no error when Python flushes stdout at exit
+        return 0
     except LcObserveError as exc:
         print(f"lc-observe: {exc}", file=sys.stderr)
         return 1

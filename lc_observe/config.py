@@ -10,12 +10,15 @@ losing redaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .redact import RedactOption
 from .serialize import Limits
+
+logger = logging.getLogger("lc_observe")
 
 HideOption = bool | Callable[[Any], Any]
 
@@ -101,8 +104,16 @@ def LangSmith(
 
     ``client``: a ``langsmith.Client``; default: one from LangSmith's environment variables.
     ``timeout``: seconds one request, a flush and the exit flush wait for it at most.
+
+    Raises:
+        ValueError: no ``client`` and no LangSmith API key in the environment (nothing
+            could be sent; the message names the variable).
     """
-    from .sinks.langsmith import LangSmithSink
+    from .sinks.langsmith import LangSmithSink, missing_api_key
+
+    problem = missing_api_key() if client is None else None
+    if problem is not None:
+        raise ValueError(f"LangSmith(): {problem}")
 
     return LangSmithSink(client, project_name=project_name, timeout=timeout, **options)
 
@@ -228,7 +239,17 @@ def _legacy_mirrors(old: dict[str, Any], limits: Limits) -> list[Any]:
     mirrors: list[Any] = []
     langsmith = old.get("langsmith")
     if langsmith is not None and langsmith is not False:
+        from .sinks.langsmith import missing_api_key
+
         client = None if langsmith is True else langsmith
+        problem = missing_api_key() if client is None else None
+        if problem is not None:  # one warning, no requests bound to fail, no per-run noise
+            logger.warning(
+                "lc_observe: langsmith=True, but %s. LangSmith mirroring is off; "
+                "local recording goes on.",
+                problem,
+            )
+            return mirrors + _legacy_otlp(old, timeout, limits)
         mirrors.append(
             LangSmith(client, project_name=old.get("project_name"), timeout=timeout, limits=limits)
         )
@@ -237,6 +258,10 @@ def _legacy_mirrors(old: dict[str, Any], limits: Limits) -> list[Any]:
             "ObsHandler(project_name=...) names the LangSmith project of the LangSmith mirror: "
             "pass sinks=[LangSmith(project_name=...)]"
         )
+    return mirrors + _legacy_otlp(old, timeout, limits)
+
+
+def _legacy_otlp(old: dict[str, Any], timeout: float, limits: Limits) -> list[Any]:
     endpoint, exporter = old.get("otlp_endpoint"), old.get("otlp_exporter")
     if endpoint is not None and exporter is not None:
         raise ValueError(
@@ -245,5 +270,5 @@ def _legacy_mirrors(old: dict[str, Any], limits: Limits) -> list[Any]:
             "sinks=[OTLP(exporter=...)]"
         )
     if endpoint is not None or exporter is not None:
-        mirrors.append(OTLP(endpoint, exporter=exporter, timeout=timeout, limits=limits))
-    return mirrors
+        return [OTLP(endpoint, exporter=exporter, timeout=timeout, limits=limits)]
+    return []

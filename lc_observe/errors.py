@@ -57,3 +57,11 @@ class TraceNotFoundError(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class MissingApiKeyError(LcObserveError):
+    """LangSmith was asked for, but no API key is configured (``LANGSMITH_API_KEY``)."""
+
+
+class AmbiguousIdError(TraceNotFoundError):
+    """A piece of a trace id matches more than one trace (the message lists some)."""

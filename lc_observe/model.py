@@ -235,6 +235,23 @@ class BudgetExceeded(_Row):
     session_id: str | None = None
 
 
+class SearchHit(_Row):
+    """One `TraceStore.search` result: a span whose text matched, and where it matched.
+
+    ``rank`` is SQLite FTS5's bm25 score (lower is a better match; hits come best first).
+    """
+
+    trace_id: str
+    span_id: str
+    name: str
+    kind: str
+    status: str
+    start_time: datetime
+    field: str = Field(description="where the match is: name, inputs, outputs, error, metadata")
+    snippet: str = Field(description="the matching text around the first match, plain text")
+    rank: float
+
+
 class StatRow(_Row):
     """Statistics of one group of spans or traces (`TraceStore.stats`).
 

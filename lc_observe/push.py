@@ -20,9 +20,10 @@ from typing import Any
 
 import sqlite_utils
 
+from .errors import MissingApiKeyError
 from .locking import retry_locked
 from .schema import configure, ensure_schema
-from .sinks.langsmith import LangSmithSink
+from .sinks.langsmith import LangSmithSink, missing_api_key
 from .sinks.network import RetryPolicy
 from .store import TimeLike, TraceStore
 from .stored import StoredTrace, stored_traces
@@ -61,7 +62,8 @@ def push_traces(
 
     Args:
         db_path: an lc_observe database (migrated to the current schema if needed).
-        client: a ``langsmith.Client``; default: configured from LangSmith's environment.
+        client: a ``langsmith.Client``; default: configured from LangSmith's environment
+            (`MissingApiKeyError` before any request when ``LANGSMITH_API_KEY`` is unset).
         project_name: LangSmith project (default ``LANGSMITH_PROJECT`` or "default").
         since: only traces started at or after this time (or this long ago).
         trace_id: only this trace.
@@ -71,6 +73,10 @@ def push_traces(
             before it is retried (bounded: `lc_observe.locking`).
     """
     path = os.fspath(db_path)
+    if client is None:
+        problem = missing_api_key()
+        if problem is not None:
+            raise MissingApiKeyError(f"cannot push to LangSmith: {problem}. Nothing was sent.")
     sink = LangSmithSink(client, project_name=project_name, retry=retry)
     result = PushResult(destination_of(sink))
     with _writable(path, busy_timeout) as conn, TraceStore(path) as store:

@@ -227,8 +227,12 @@ def _add_alerts_v5(db: sqlite_utils.Database) -> None:
     db["alerts"].create_index(["rule", "time"], if_not_exists=True)
 
 
-def _reserved_v6(db: sqlite_utils.Database) -> None:
-    """Version 6 -- reserved: full-text search (a no-op placeholder in this tree)."""
+def _add_search_v6(db: sqlite_utils.Database) -> None:
+    """Version 6: ``spans_fts``, the full-text index of spans, kept by triggers
+    (`lc_observe.search`); spans already stored are indexed now."""
+    from .search import create_index
+
+    create_index(db.conn)
 
 
 def _otel_v7(db: sqlite_utils.Database) -> None:
@@ -252,7 +256,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     3: _add_cache_and_budgets_v3,
     4: _scores_v4,
     5: _add_alerts_v5,
-    6: _reserved_v6,  # reserved: full-text search
+    6: _add_search_v6,
     7: _otel_v7,
 }
 
@@ -261,6 +265,8 @@ def configure(conn: sqlite3.Connection, busy_timeout_ms: int = 10_000) -> None:
     """Per-connection settings every lc_observe connection uses."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no committed txn
+    # The search index's delete trigger must also fire for rows INSERT OR REPLACE replaces.
+    conn.execute("PRAGMA recursive_triggers = ON")
 
 
 def read_versions(conn: sqlite3.Connection) -> tuple[int, int, bool]:

@@ -11,7 +11,7 @@ What a group counts, by ``by``:
 ==================== ===================================================================
 ``"model"``          chat model and LLM calls, per model name
 ``"name"``           spans, per run name (chain spans carry their subtree's tokens/cost)
-``"kind"``           spans, per run type
+``"kind"``           spans, per run type (a chain's tokens are its subtree's)
 ``"graph_node"``     LangGraph node runs, per node (``outer/inner`` inside subgraphs)
 ``"user_id"``        traces, per user id (tokens/cost: each trace's totals)
 ``"session_id"``     traces, per session id
@@ -25,6 +25,11 @@ An LLM judge's own runs (tagged ``lc_observe:judge``) are left out unless
 (booleans as 1 / 0, i.e. a pass rate) over the group: for trace groupings the scores of
 the group's traces; for span groupings the scores of the group's spans plus the
 trace-level scores of the traces they ran in (each trace once per group).
+
+Spans nest, and a chain span carries the rolled-up tokens and cost of its subtree: in a
+span grouping a span's tokens and cost count only when no ancestor of it is in the same
+group (a chain inside a chain adds nothing to ``kind="chain"``, so every token and cent
+counts once per group).  Count, errors and latency count every span.
 
 Model figures (TTFT, tokens/s, cache hits, unpriced calls) always come from the model
 calls inside the group: the model spans themselves, or those of the group's traces.
@@ -68,6 +73,8 @@ def metadata_path(by: str) -> str:
 
 
 MODEL_KINDS = ("chat_model", "llm")
+#: Span groupings whose members can nest (a chain in a chain): usage counted once.
+NESTING_GROUPS = ("name", "kind")
 _MODEL_KINDS_SQL = "kind IN ('chat_model', 'llm')"
 
 _TOKENS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
@@ -112,12 +119,15 @@ class _Group:
         self.score_sums[name] = self.score_sums.get(name, 0.0) + value
         self.score_counts[name] = self.score_counts.get(name, 0) + 1
 
-    def add_unit(self, row: Any) -> None:
-        """A span or trace of the group: count, status, latency, tokens and cost."""
+    def add_unit(self, row: Any, usage: bool = True) -> None:
+        """A span or trace of the group: count, status, latency, and (with ``usage``)
+        tokens and cost."""
         self.count += 1
         self.errors += row["status"] == "error"
         if row["latency_ms"] is not None:
             self.latencies.append(row["latency_ms"])
+        if not usage:
+            return
         for field in _TOKENS:
             self.tokens[field] += row[field] or 0
         if row["cost_usd"] is not None:
@@ -183,8 +193,9 @@ def span_groups_sql(
     elif by == "graph_node":
         clauses.append(NODE_RUN_SQL)
     key = {"graph_node": "graph_node, checkpoint_ns"}.get(by, f"{by} AS grp")
+    ids = "trace_id, span_id, parent_id, " if with_ids or by in NESTING_GROUPS else ""
     return (
-        f"SELECT {key}, {'trace_id, span_id, ' if with_ids else ''}status, "
+        f"SELECT {key}, {ids}status, "
         f"{', '.join(_TOKENS)}, {_MODEL_COLUMNS} "
         f"FROM spans WHERE {' AND '.join(clauses)}"
     )
@@ -226,13 +237,15 @@ def span_stats(by: str, rows: Iterable[Any], scores: Sequence[Any] = ()) -> list
     groups: dict[str | None, _Group] = {}
     by_span: dict[str, _Group] = {}
     by_trace: dict[str, set[int]] = {}
+    rows = list(rows)
+    covered = _covered(rows) if by in NESTING_GROUPS else set()
     for row in rows:
         if by == "graph_node":
             key = qualified(row["graph_node"], row["checkpoint_ns"])
         else:
             key = row["grp"]
         group = groups.get(key) or groups.setdefault(key, _Group())
-        group.add_unit(row)
+        group.add_unit(row, usage=row["span_id"] not in covered if covered else True)
         if row["kind"] in MODEL_KINDS:
             group.add_model_call(row)
         if scores:
@@ -248,6 +261,24 @@ def span_stats(by: str, rows: Iterable[Any], scores: Sequence[Any] = ()) -> list
                 for group_id in by_trace.get(trace_id, ()):
                     by_id[group_id].add_score(name, value)
     return _rows(by, groups)
+
+
+def _covered(rows: Sequence[Any]) -> set[str]:
+    """Span ids that have an ancestor in the same group among ``rows`` (their tokens and
+    cost are already in that ancestor's rolled-up totals)."""
+    parent = {row["span_id"]: row["parent_id"] for row in rows}
+    key = {row["span_id"]: row["grp"] for row in rows}
+    covered = set()
+    for span_id, own in key.items():
+        seen = {span_id}
+        up = parent.get(span_id)
+        while up is not None and up in key and up not in seen:
+            if key[up] == own:
+                covered.add(span_id)
+                break
+            seen.add(up)
+            up = parent.get(up)
+    return covered
 
 
 def trace_stats(

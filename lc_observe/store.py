@@ -16,11 +16,11 @@ import sqlite3
 import sys
 import urllib.parse
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from .checks import check_kind, check_source, check_status
 from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
 from .langgraph import NODE_RUN_SQL, node_path
 from .locking import retry_locked
@@ -33,6 +33,7 @@ from .model import (
     RecordList,
     Score,
     ScoreStat,
+    SearchHit,
     Span,
     StatRow,
     Trace,
@@ -50,14 +51,13 @@ from .schema import (
     ensure_schema,
     read_versions,
 )
+from .times import TimeLike, to_db_time
 from .tree import format_trace
 from .views import GraphView, TraceView
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analysis.anomalies import AnomalyConfig
     from .graph_rows import GraphRows
-
-TimeLike = datetime | str | float | int | timedelta
 
 #: Sort keys of `TraceStore.trace_page` and the trace column each sorts by.
 TRACE_SORTS = {
@@ -66,33 +66,8 @@ TRACE_SORTS = {
     "cost": "cost_usd",
     "tokens": "total_tokens",
 }
+
 M = TypeVar("M", bound=BaseModel)
-
-
-def to_db_time(value: TimeLike | None) -> str | None:
-    """A ``since``/``until`` value as the UTC text the database stores.
-
-    Accepts an aware or naive (taken as UTC) datetime, an ISO string, epoch seconds,
-    or a timedelta meaning "that long ago".
-    """
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = datetime.now(timezone.utc) - value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = datetime.fromtimestamp(value, timezone.utc)
-    elif isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"cannot read {value!r} as a time: use ISO 8601 like '2026-01-31T12:00:00Z'"
-            ) from None
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, ISO string, epoch seconds or timedelta: {value!r}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _filters(
@@ -239,18 +214,23 @@ class TraceStore:
         user_id: str | None = None,
         session_id: str | None = None,
         tag: str | None = None,
+        has_errors: bool | None = None,
         otel_trace_id: str | None = None,
     ) -> list[Trace]:
         """Recorded traces, newest first, filtered by any of the keyword arguments.
 
-        ``since``/``until`` bound the trace start time (inclusive / exclusive).  To read
+        ``since``/``until`` bound the trace start time (inclusive / exclusive; a time, an
+        ISO string or an age like ``"1d"``: `lc_observe.times`).  ``status`` is the root
+        run's (``ok``, ``error``, ``interrupted``); ``has_errors=True`` keeps traces in
+        which any span failed (a failed tool the agent recovered from included),
+        ``False`` those without.  To read
         *all* matching traces while an application may be writing, use `iter_traces`
         (pages by position in the order, so no trace is returned twice or skipped).
         ``otel_trace_id`` (32 hex digits) finds the traces that ran under that
         OpenTelemetry trace (their recorded ``traceparent``).
         """
         where, params = self._trace_filters(
-            since, until, name, status, user_id, session_id, tag, otel_trace_id
+            since, until, name, status, user_id, session_id, tag, has_errors, otel_trace_id
         )
         sql = (
             f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)} "
@@ -270,6 +250,7 @@ class TraceStore:
         user_id: str | None = None,
         session_id: str | None = None,
         tag: str | None = None,
+        has_errors: bool | None = None,
         otel_trace_id: str | None = None,
     ) -> Iterator[Trace]:
         """Every matching trace, newest first, read a page at a time (filters of `traces`).
@@ -282,7 +263,7 @@ class TraceStore:
         >>> sum(1 for _ in store.iter_traces(status="error"))   # doctest: +SKIP
         """
         where, params = self._trace_filters(
-            since, until, name, status, user_id, session_id, tag, otel_trace_id
+            since, until, name, status, user_id, session_id, tag, has_errors, otel_trace_id
         )
         head = f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE {' AND '.join(where)}"
         order = " ORDER BY start_time DESC, trace_id DESC LIMIT ?"
@@ -310,10 +291,10 @@ class TraceStore:
         session_id: str | None = None,
         tag: str | None = None,
         model: str | None = None,
-        errors: bool = False,
+        has_errors: bool | None = None,
     ) -> tuple[list[Trace], tuple[Any, str] | None, tuple[Any, str] | None]:
         """One page of traces for a browser: filters of `traces`, plus ``model`` (a span of
-        the trace called it) and ``errors`` (the trace or one of its spans failed), sorted
+        the trace called it), sorted
         by ``sort`` (`TRACE_SORTS`: start time, latency, cost or tokens; a missing value
         sorts as -1), newest or largest first unless ``descending=False``.
 
@@ -321,8 +302,8 @@ class TraceStore:
         before, ``before`` the ``previous`` cursor of the page after.  Returns
         ``(traces, previous, next)``; a cursor is None at either end.
 
-        >>> page, _, nxt = store.trace_page(sort="latency", errors=True)  # doctest: +SKIP
-        >>> store.trace_page(sort="latency", errors=True, after=nxt)      # doctest: +SKIP
+        >>> page, _, nxt = store.trace_page(sort="latency", has_errors=True)  # doctest: +SKIP
+        >>> store.trace_page(sort="latency", has_errors=True, after=nxt)      # doctest: +SKIP
         """
         if sort not in TRACE_SORTS:
             raise ValueError(f"sort must be one of {sorted(TRACE_SORTS)}, not {sort!r}")
@@ -331,15 +312,15 @@ class TraceStore:
         column = TRACE_SORTS[sort]
         # start_time is never NULL and has an index; the numeric keys may be NULL.
         key = column if sort == "start_time" else f"coalesce({column}, -1)"
-        where, params = self._trace_filters(since, until, name, status, user_id, session_id, tag)
+        where, params = self._trace_filters(
+            since, until, name, status, user_id, session_id, tag, has_errors
+        )
         if model is not None:
             where.append(
                 "EXISTS (SELECT 1 FROM spans WHERE spans.trace_id = traces.trace_id "
                 "AND spans.model = ?)"
             )
             params.append(model)
-        if errors:
-            where.append("(status = 'error' OR error_count > 0)")
         cursor, backwards = (before, True) if before is not None else (after, False)
         down = descending != backwards  # the direction this query walks
         if cursor is not None:
@@ -375,10 +356,19 @@ class TraceStore:
         user_id: str | None,
         session_id: str | None,
         tag: str | None,
+        has_errors: bool | None = None,
         otel_trace_id: str | None = None,
     ) -> tuple[list[str], list[Any]]:
-        equals = {"name": name, "status": status, "user_id": user_id, "session_id": session_id}
+        equals = {
+            "name": name,
+            "status": check_status(status),
+            "user_id": user_id,
+            "session_id": session_id,
+        }
         where, params = _filters(equals, "start_time", since, until)
+        if has_errors is not None:  # the root failed, or any span in it did
+            failed = "(status = 'error' OR coalesce(error_count, 0) > 0)"
+            where.append(failed if has_errors else f"NOT {failed}")
         if tag is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE value = ?)")
             params.append(tag)
@@ -387,8 +377,30 @@ class TraceStore:
             params.append(otel_trace_id.strip().lower().replace("-", ""))
         return where, params
 
+    def resolve_trace_id(self, trace_id: str) -> str:
+        """The full id of the trace ``trace_id`` stands for: a whole id or any unique piece
+        of one (at least 4 characters), e.g. the short id views show (`lc_observe.ids`).
+
+        Every method taking a trace id resolves it this way, and raises
+        `TraceNotFoundError` for an id that matches no trace (``AmbiguousIdError``, a
+        subclass, for a piece that matches several): `trace`, `spans`, `branches`,
+        `scores`, `path`, `view`, `format_trace`, `print_trace`, `diff`.
+        """
+        from .ids import resolve_trace_id
+
+        return resolve_trace_id(self._query, trace_id, self.db_path)
+
+    def _check_kind(self, kind: str | None) -> str | None:
+        try:
+            return check_kind(kind)
+        except ValueError:
+            stored = [r[0] for r in self._query("SELECT DISTINCT kind FROM spans") if r[0]]
+            return check_kind(kind, stored)
+
     def trace(self, trace_id: str) -> Trace:
-        """One trace with its branch events; raises `TraceNotFoundError` for an unknown id."""
+        """One trace with its branch events (``trace_id``: a whole id or a unique piece,
+        see `resolve_trace_id`); raises `TraceNotFoundError` for an unknown id."""
+        trace_id = self.resolve_trace_id(trace_id)
         rows = self._query(
             f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE trace_id = ?", (str(trace_id),)
         )
@@ -417,9 +429,14 @@ class TraceStore:
         until: TimeLike | None = None,
         limit: int | None = None,
     ) -> list[Span]:
-        """Spans in start order, filtered by trace, kind, name, status and start time."""
-        trace = None if trace_id is None else str(trace_id)
-        equals = {"trace_id": trace, "kind": kind, "name": name, "status": status}
+        """Spans in start order, filtered by trace, kind, name, status and start time.
+
+        ``trace_id`` is resolved like `trace` (a unique piece is enough); an unknown one
+        raises `TraceNotFoundError` rather than returning ``[]``.  An unknown ``kind`` or
+        ``status`` raises a ValueError listing the valid ones."""
+        trace = None if trace_id is None else self.resolve_trace_id(trace_id)
+        kind = self._check_kind(kind)
+        equals = {"trace_id": trace, "kind": kind, "name": name, "status": check_status(status)}
         where, params = _filters(equals, "start_time", since, until)
         sql = (
             f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE {' AND '.join(where)} "
@@ -450,8 +467,9 @@ class TraceStore:
         since: TimeLike | None = None,
         until: TimeLike | None = None,
     ) -> list[BranchEvent]:
-        """LangGraph routing decisions in the order they happened."""
-        trace = None if trace_id is None else str(trace_id)
+        """LangGraph routing decisions in the order they happened (``trace_id`` as in
+        `spans`: resolved, unknown ids raise `TraceNotFoundError`)."""
+        trace = None if trace_id is None else self.resolve_trace_id(trace_id)
         equals = {"trace_id": trace, "source": source, "condition": condition}
         where, params = _filters(equals, "time", since, until)
         sql = (
@@ -510,6 +528,7 @@ class TraceStore:
         Canonical order, the same whichever way the graph was run (invoke, stream, async):
         by superstep; the nodes of one superstep (which run in parallel) by name, then task
         id; a subgraph node's inner nodes right after it."""
+        trace_id = self.resolve_trace_id(trace_id)
         rows = self._query(
             "SELECT graph_node, graph_step, checkpoint_ns FROM spans WHERE trace_id = ? "
             f"AND {NODE_RUN_SQL}",
@@ -606,7 +625,7 @@ class TraceStore:
         """
         from .analysis.diff import diff
 
-        return diff(self, trace_a, trace_b)
+        return diff(self, self.resolve_trace_id(trace_a), self.resolve_trace_id(trace_b))
 
     def _has_scores(self) -> bool:
         """Whether stats need to look for scores at all (cheap: one index probe)."""
@@ -790,13 +809,13 @@ class TraceStore:
         >>> store.scores(trace_id)                          # doctest: +SKIP
         >>> store.scores(name="correctness", source="judge", since="2026-01-01")  # doctest: +SKIP
         """
-        trace = None if trace_id is None else str(trace_id)
+        trace = None if trace_id is None else self.resolve_trace_id(trace_id)
         span = None if span_id is None else str(span_id)
         equals = {
             "trace_id": trace,
             "span_id": span,
             "name": name,
-            "source": source,
+            "source": check_source(source),
             "author": author,
         }
         where, params = _filters(equals, "time", since, until)
@@ -822,7 +841,9 @@ class TraceStore:
 
         >>> store.score_stats(source="judge")                 # doctest: +SKIP
         """
-        where, params = _filters({"name": name, "source": source}, "time", since, until)
+        where, params = _filters(
+            {"name": name, "source": check_source(source)}, "time", since, until
+        )
         rows = self._query(
             "SELECT name, coalesce(source, 'human') AS source, value_type, value, label, "
             f"trace_id FROM scores WHERE {' AND '.join(where)} ORDER BY name, source",
@@ -892,7 +913,11 @@ class TraceStore:
         cutoff = to_db_time(older_than)
         deleted = retry_locked(lambda: self._purge(cutoff), path=self.db_path, what="purge")
         if vacuum:
+            from .search import rebuild_index
+
             retry_locked(lambda: self._conn.execute("VACUUM"), path=self.db_path, what="VACUUM")
+            # VACUUM may renumber the rowids the search index points to
+            retry_locked(lambda: rebuild_index(self._conn), path=self.db_path, what="reindex")
         return deleted
 
     def _purge(self, cutoff: str | None) -> int:
@@ -909,14 +934,68 @@ class TraceStore:
             )
         return deleted
 
+    # -- full-text search (code in lc_observe.search) ------------------------------------------
+
+    def search(
+        self,
+        text: str,
+        *,
+        since: TimeLike | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+    ) -> list[SearchHit]:
+        """Spans whose name, inputs, outputs, error or metadata hold every word of ``text``,
+        best match first (SQLite FTS5, bm25 ranking).  Each `SearchHit` names its span and
+        trace, the field that matched and a plain-text snippet around the match.
+
+        ``"quoted phrases"`` match as phrases and ``word*`` as a prefix; nothing else in
+        ``text`` is query syntax.  ``since`` bounds the span start time, ``kind`` the run
+        type (``tool``, ``chat_model`` ...).
+
+        >>> store.search("Paris", kind="tool", since="7d")            # doctest: +SKIP
+        >>> store.view(store.search("refund policy")[0].trace_id)     # doctest: +SKIP
+        """
+        from .search import match_query, search_sql, snippet
+
+        query = match_query(text)
+        where, params = [], []
+        if kind is not None:
+            where.append("s.kind = ?")
+            params.append(self._check_kind(kind))
+        if since is not None:
+            where.append("s.start_time >= ?")
+            params.append(to_db_time(since))
+        sql = search_sql(where)
+        bound = [query, *params, int(limit)] if where else [query, int(limit)]
+        rows = self._query(sql, bound)
+        hits = []
+        for row in rows:
+            field, text_around = snippet(row, text)
+            hits.append(
+                SearchHit(
+                    trace_id=row["trace_id"],
+                    span_id=row["span_id"],
+                    name=row["name"],
+                    kind=row["kind"],
+                    status=row["status"],
+                    start_time=row["start_time"],
+                    field=field,
+                    snippet=text_around,
+                    rank=row["rank"],
+                )
+            )
+        return RecordList(hits)
+
     # -- display and export --------------------------------------------------------------------
 
-    def format_trace(self, trace_id: str) -> str:
-        """The span tree of one trace as indented text (what `print_trace` prints)."""
+    def format_trace(self, trace_id: str, *, width: int = 120) -> str:
+        """The span tree of one trace as indented text (what `print_trace` prints), each
+        span followed by a one-line preview of its input and output."""
+        trace_id = self.resolve_trace_id(trace_id)
         spans = self.spans(trace_id=trace_id)
         if not spans:
             raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.db_path}")
-        return format_trace(spans, self.branches(trace_id=trace_id))
+        return format_trace(spans, self.branches(trace_id=trace_id), width=width)
 
     def print_trace(self, trace_id: str, file: IO[str] | None = None) -> None:
         """Print the span tree of one trace, with branch decisions beside their nodes."""
@@ -953,6 +1032,7 @@ class TraceStore:
         >>> store.view(trace_id)               # in a notebook cell  # doctest: +SKIP
         >>> store.view(trace_id).save("t.html")  # a standalone page  # doctest: +SKIP
         """
+        trace_id = self.resolve_trace_id(trace_id)
         spans = self.spans(trace_id=trace_id)
         if not spans:
             raise TraceNotFoundError(f"no trace with id {trace_id!r} in {self.db_path}")

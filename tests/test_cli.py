@@ -60,7 +60,8 @@ def test_traces_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
     assert main(["traces", "--db", db]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("trace_id") and len(table) == 3
+    assert table[0].split()[:2] == ["id", "start"] and len(table) == 3
+    assert table[1].startswith(listed[0]["trace_id"][-8:])  # the random tail tells ids apart
 
     prefix = listed[0]["trace_id"][:13]
     assert main(["show", prefix, "--db", db]) == 0
@@ -86,12 +87,14 @@ def test_stats_and_budgets(
     assert main(["stats", "--by", "model", "--db", db, "--since", "1h"]) == 0
     table = capsys.readouterr().out
     assert "gpt-4o-mini" in table and "p95 ms" in table and "ttft p95" in table
-    for module in ("rich", "rich.console", "rich.table"):  # the plain table, without rich
-        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setenv("COLUMNS", "100")  # a 100-column terminal: the table fits it
     assert main(["stats", "--by", "graph_node", "--db", db]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["graph_node", "count", "errors"]
-    assert {line.split()[0] for line in lines[1:]} == {"router", "calculator", "retrieve", "answer"}
+    assert all(len(line) <= 100 for line in lines)
+    assert lines[-1].startswith("(") and "left out to fit 100 columns" in lines[-1]
+    rows = {line.split()[0] for line in lines[1:-1]}
+    assert rows == {"router", "calculator", "retrieve", "answer"}
     assert main(["stats", "--by", "model", "--db", db, "--until", "2000-01-01"]) == 0
     assert "nothing recorded" in capsys.readouterr().out
 
@@ -165,3 +168,43 @@ def test_purge_behind_a_lock_that_never_ends_reports_one_line(demo_db: Path, cap
     assert "stayed locked by another writer" in err and "purge did not run" in err
     assert "--busy-timeout" in err
     assert len(TraceStore(demo_db).traces()) == 2  # nothing half-deleted
+
+
+def test_every_option_has_help_and_version_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from lc_observe import __version__
+    from lc_observe.cli import build_parser
+
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            assert action.help, f"lc-observe {name} {action.option_strings or action.dest}"
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lc-observe {__version__}"
+
+
+def test_broken_pipe_ends_quietly_and_export_json(tmp_path: Path) -> None:
+    db = tmp_path / "big.db"
+    for _ in range(6):  # enough JSON lines to fill a pipe's buffer
+        assert main(["demo", "--db", str(db), "--json"]) == 0
+    exe = shutil.which("lc-observe")
+    command = [exe] if exe else [sys.executable, "-m", "lc_observe.cli"]
+    reader = subprocess.Popen(
+        [*command, "export", "--jsonl", "-", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader.stdout is not None and reader.stdout.readline().startswith(b"{")
+    reader.stdout.close()  # what `| head -1` does
+    _, err = reader.communicate(timeout=60)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
+    done = _cli(
+        "export", "--jsonl", str(tmp_path / "out.jsonl"), "--db", str(db), "--json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert summary == {"spans": len(lines), "file": str(tmp_path / "out.jsonl")}

@@ -67,7 +67,8 @@ def test_numeric_boolean_and_categorical_values_round_trip(recorded) -> None:
     assert [s.name for s in store.scores(source="feedback")] == ["helpful"]
     assert [s.name for s in store.scores(name="tone")] == ["tone"]
     assert [s.name for s in store.scores(author="ann")] == ["accuracy"]
-    assert store.scores(trace_id="other") == []
+    with pytest.raises(TraceNotFoundError):  # an unknown trace id raises, as everywhere
+        store.scores(trace_id="other")
     assert len(store.scores(limit=2)) == 2
     assert store.scores(since="2999-01-01") == []
 

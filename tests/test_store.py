@@ -63,8 +63,11 @@ def test_spans_filters_and_single_lookups(filled: TraceStore) -> None:
 def test_hostile_filter_strings_are_just_values(filled: TraceStore) -> None:
     hostile = "'; DROP TABLE spans; --"
     assert filled.traces(name=hostile, tag=hostile, user_id=hostile) == []
-    assert filled.spans(trace_id=hostile, name=hostile) == []
-    assert filled.branches(trace_id=hostile, source=hostile) == []
+    assert filled.spans(name=hostile) == [] and filled.branches(source=hostile) == []
+    with pytest.raises(TraceNotFoundError):  # a trace id is resolved: unknown ids raise
+        filled.spans(trace_id=hostile)
+    with pytest.raises(TraceNotFoundError):
+        filled.branches(trace_id=hostile)
     assert len(filled.spans()) > 0  # table still there
 
 
@@ -75,7 +78,7 @@ def test_unknown_ids_raise_clear_errors(filled: TraceStore) -> None:
         filled.span("nope")
     with pytest.raises(TraceNotFoundError):
         filled.format_trace("nope")
-    with pytest.raises(ValueError, match="ISO 8601"):
+    with pytest.raises(ValueError, match=r"an age like '1d'.*or an ISO 8601 time"):
         filled.traces(since="yesterday")
 
 
@@ -151,8 +154,13 @@ def test_handler_never_writes_into_a_foreign_database(tmp_path, caplog) -> None:
 def test_print_trace_shows_the_tree(filled: TraceStore, capsys) -> None:
     graph = filled.traces(name="LangGraph")[0]
     filled.print_trace(graph.trace_id)
-    out = [line for line in capsys.readouterr().out.splitlines() if "⤷" not in line]
+    lines = capsys.readouterr().out.splitlines()
+    out = [line for line in lines if "⤷" not in line and "· " not in line]
     assert out[0] == f"trace {graph.trace_id}  (4 spans)"
+    # each span is followed by a one-line preview of its input and output
+    assert (
+        lines[lines.index(out[1]) + 1] == '│  · {"n": 1}  ⇒ {"n": 1, "trail": ["check", "small"]}'
+    )
     assert out[1].startswith("LangGraph [chain]  ok")
     assert out[2].startswith("├─ check [chain]  step=1  ok")
     assert out[3].startswith("│  └─ route [chain]  node=check  step=1  ok")

@@ -14,6 +14,7 @@ requests never delay the application or the local store.  The runs are built by
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,22 @@ from .langsmith_runs import RunBuilder
 from .network import NetworkSink, RetryPolicy, quiet_on_mirror_threads
 
 logger = logging.getLogger("lc_observe")
+
+
+#: The environment variables LangSmith's client reads its API key from.
+API_KEY_VARIABLES = ("LANGSMITH_API_KEY", "LANGCHAIN_API_KEY")
+
+
+def missing_api_key() -> str | None:
+    """Why a client from the environment could not authenticate, or None when an API key
+    is set (checked before any request, so nothing is sent that must fail)."""
+    if any(os.environ.get(name, "").strip() for name in API_KEY_VARIABLES):
+        return None
+    return (
+        "no LangSmith API key: set LANGSMITH_API_KEY (create one in LangSmith under "
+        "Settings > API Keys; LANGSMITH_ENDPOINT for a self-hosted instance), or pass a "
+        "configured langsmith.Client"
+    )
 
 
 def default_client(timeout: float = 5.0) -> Any:

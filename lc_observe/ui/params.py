@@ -100,7 +100,7 @@ def trace_page_args(query: Mapping[str, str]) -> dict[str, Any]:
         "before": decode_cursor(text(query, "before")),
         "since": since(text(query, "since")),
         "until": since(text(query, "until")),
-        "errors": text(query, "errors") in ("1", "on", "true"),
+        "has_errors": True if text(query, "errors") in ("1", "on", "true") else None,
     }
     for key, argument in TRACE_FILTERS.items():
         args[argument] = text(query, key)

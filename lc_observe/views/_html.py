@@ -195,16 +195,56 @@ INLINE: dict[str, str] = {
     "lco-decision-error": "background:#ffebe9;border-left-color:#cf222e;color:#82071e",
     "lco-payload": "margin:2px 0;color:#424a53",
     "lco-payload-summary": "font-size:11px;line-height:1.3;color:#656d76;cursor:pointer",
-    "lco-pre": (
-        f"margin:0;padding:4px 6px;background:#f6f8fa;border:1px solid #eaeef2;"
-        f"border-radius:4px;{_MONO};white-space:pre-wrap;word-break:break-word;"
-        "max-height:20em;overflow:auto;color:#1f2328"
+    # span details (views/payload.py): divs and spans only, so host stylesheets that
+    # style dl/dt/dd/pre (JupyterLab output areas) have nothing to float or restyle
+    "lco-span-detail": "margin:2px 0 4px 0;max-width:100%;overflow-wrap:anywhere",
+    "lco-io": "display:block;margin:3px 0",
+    "lco-io-label": (
+        "display:block;color:#656d76;font-size:11px;font-weight:600;text-transform:uppercase;"
+        "letter-spacing:.03em;margin:2px 0 1px 0"
     ),
-    "lco-dl": "margin:2px 0 4px 14px",
-    "lco-kv": "margin:2px 0 4px 14px;display:grid;grid-template-columns:max-content 1fr;"
-    "column-gap:12px;font-size:12px",
-    "lco-dt": "color:#656d76;font-weight:600;font-size:12px;margin-top:2px",
-    "lco-dd": "margin:0",
+    "lco-conv": "display:block;margin:0",
+    "lco-msg": (
+        "display:block;margin:2px 0;padding:2px 8px;border-left:3px solid #d0d7de;background:#fff"
+    ),
+    "lco-role": ("display:block;font-size:11px;font-weight:600;color:#424a53;margin:0 0 1px 0"),
+    "lco-text": (
+        "display:block;white-space:pre-wrap;word-break:break-word;overflow-wrap:anywhere;"
+        "max-height:24em;overflow:auto;color:#1f2328"
+    ),
+    "lco-code": (
+        f"display:block;margin:1px 0;padding:4px 6px;background:#f6f8fa;"
+        f"border:1px solid #eaeef2;border-radius:4px;{_MONO};white-space:pre-wrap;"
+        "word-break:break-word;overflow-wrap:anywhere;max-height:20em;overflow:auto;"
+        "color:#1f2328;max-width:100%"
+    ),
+    "lco-call": (
+        "display:block;margin:3px 0;padding:4px 8px;border:1px solid #d0d7de;"
+        "border-radius:6px;background:#fff8f0;max-width:100%"
+    ),
+    "lco-call-name": "font-weight:600;color:#953800;margin-right:8px",
+    "lco-call-id": f"color:#656d76;{_MONO};font-size:11px",
+    "lco-call-result": "display:block;margin-top:3px;padding-top:3px;border-top:1px dashed #d0d7de",
+    "lco-docs": "display:block;margin:2px 0",
+    "lco-doc": (
+        "display:block;margin:2px 0;padding:2px 8px;border-left:3px solid #8250df;"
+        "background:#fbf8ff"
+    ),
+    "lco-doc-meta": f"display:block;color:#656d76;{_MONO};font-size:11px",
+    "lco-vars": "display:block;margin:2px 0",
+    "lco-var": "display:flex;gap:8px;margin:1px 0",
+    "lco-var-k": "flex:0 0 auto;font-weight:600;color:#424a53",
+    "lco-var-v": "flex:1 1 auto;white-space:pre-wrap;word-break:break-word;min-width:0",
+    "lco-facts": (
+        "display:grid;grid-template-columns:max-content minmax(0,1fr);column-gap:12px;"
+        "font-size:12px;margin:3px 0"
+    ),
+    "lco-fact-k": "color:#656d76;font-weight:600",
+    "lco-fact-v": "overflow-wrap:anywhere;min-width:0",
+    "lco-preview": (
+        "display:inline-block;max-width:40%;overflow:hidden;text-overflow:ellipsis;"
+        "white-space:nowrap;vertical-align:bottom;color:#656d76;font-size:12px;margin-left:6px"
+    ),
     "lco-section-summary": "font-weight:600;margin:8px 0 4px 0;cursor:pointer",
     "lco-wf-row": "display:flex;align-items:center;min-height:18px",
     "lco-wf-label": (

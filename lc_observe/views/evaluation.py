@@ -323,7 +323,7 @@ def diff_html(diff: Any) -> str:
         if s.output_differs:
             body += (
                 f'<div class="lco-h">Output of {esc(s.path)}</div>'
-                f'<pre class="lco-pre">A: {esc(s.a_output)}</pre>'
-                f'<pre class="lco-pre">B: {esc(s.b_output)}</pre>'
+                f'<div class="lco-code">A: {esc(s.a_output)}</div>'
+                f'<div class="lco-code">B: {esc(s.b_output)}</div>'
             )
     return wrap(body, "lco-diff")

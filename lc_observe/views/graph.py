@@ -676,7 +676,7 @@ class GraphView:
             '<details class="lco-payload"><summary class="lco-payload-summary">edges</summary>'
             f"{table_html(self.edges, columns)}</details>"
             '<details class="lco-payload"><summary class="lco-payload-summary">Mermaid'
-            f'</summary><pre class="lco-pre">{esc(self.mermaid)}</pre></details>'
+            f'</summary><div class="lco-code">{esc(self.mermaid)}</div></details>'
         )
         html = wrap(body, "lco-graph-view")
         return page(html, f"lc_observe · {name}") if standalone else html

@@ -34,7 +34,8 @@ from ._html import (
     to_text,
     wrap,
 )
-from .trace import _error_block, _payload, _summary, decision_html
+from .payload import span_body_html
+from .trace import _summary, decision_html
 
 #: Rows a list shows before it says how many more there are.
 MAX_ROWS = 200
@@ -211,13 +212,11 @@ def records_html(items: Sequence[Any]) -> str:
 
 
 def span_html(span: Span) -> str:
-    """One span: its summary line, error and (open) payload."""
-    payload = _payload(span).replace(
-        '<details class="lco-payload">', '<details class="lco-payload" open>', 1
-    )
+    """One span: its summary line and details (messages, tool calls ...; see
+    `lc_observe.views.payload`)."""
     return wrap(
         f'<details class="lco-tree lco-span" open data-span-id="{esc(span.span_id)}">'
-        f'{_summary(span)}<div class="lco-body">{_error_block(span)}{payload}</div></details>'
+        f'{_summary(span)}<div class="lco-body">{span_body_html(span)}</div></details>'
     )
 
 
@@ -236,7 +235,7 @@ def trace_html(trace: Trace) -> str:
         ("tags", esc(", ".join(trace.tags) or "–")),
     ]
     rows = "".join(
-        f'<dt class="lco-dt">{esc(label)}</dt><dd class="lco-dd">{value}</dd>'
+        f'<span class="lco-fact-k">{esc(label)}</span><span class="lco-fact-v">{value}</span>'
         for label, value in facts
     )
     color = f' style="color:{ERROR_COLOR}"' if trace.status == "error" else ""
@@ -252,7 +251,7 @@ def trace_html(trace: Trace) -> str:
     return wrap(
         f'<h3 class="lco-h"{color}>{esc(trace.name)} '
         f'<span class="lco-sub lco-mono">{esc(trace.trace_id)}</span>'
-        f'</h3><dl class="lco-kv">{rows}</dl>{decisions}{hint}'
+        f'</h3><div class="lco-facts">{rows}</div>{decisions}{hint}'
     )
 
 

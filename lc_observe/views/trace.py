@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..conversation import cut
 from ..langgraph import is_node_run
 from ..model import BranchEvent, Span, Trace
-from ..tree import format_trace
+from ..tree import format_trace, row_preview
 from ._html import (
     ERROR_COLOR,
     HTML,
@@ -34,6 +35,7 @@ from ._html import (
     wrap,
 )
 from .evaluation import scores_html
+from .payload import OPEN_KINDS, span_body_html
 
 
 def is_node_span(span: Span) -> bool:
@@ -161,8 +163,16 @@ def _summary(span: Span) -> str:
     return (
         f'<summary class="{row}">{_metrics(span)}'
         f'<span class="{name_class}" title="{esc(span.name)}">{esc(span.name)}</span>'
-        f"{kind_badge(span.kind)}{step}{status_badge(span.status)}</summary>"
+        f"{kind_badge(span.kind)}{step}{status_badge(span.status)}{_preview(span)}</summary>"
     )
+
+
+def _preview(span: Span) -> str:
+    """The span's input and output on one line (cut by CSS to the row's width)."""
+    text = row_preview(span)
+    if not text:
+        return ""
+    return f'<span class="lco-preview" title="{esc(cut(text, 500))}">{esc(cut(text, 300))}</span>'
 
 
 def decision_html(event: BranchEvent) -> str:
@@ -183,85 +193,13 @@ def decision_html(event: BranchEvent) -> str:
     )
 
 
-def _error_block(span: Span) -> str:
-    if span.error is None:
-        return ""
-    trace = ""
-    if span.error.traceback:
-        trace = (
-            '<details class="lco-payload"><summary class="lco-payload-summary">traceback'
-            f'</summary><pre class="lco-pre">{esc(to_text(span.error.traceback))}</pre></details>'
-        )
-    return (
-        f'<div class="lco-error"><b>{esc(span.error.type)}</b>: '
-        f"{esc(to_text(span.error.message, 2_000))}{trace}</div>"
-    )
-
-
-def _payload(span: Span) -> str:
-    items: list[tuple[str, str]] = []
-    if span.inputs is not None:
-        items.append(("inputs", to_text(span.inputs)))
-    if span.outputs is not None:
-        items.append(("outputs", to_text(span.outputs)))
-    if span.tags:
-        items.append(("tags", ", ".join(span.tags)))
-    if span.metadata:
-        items.append(("metadata", to_text(span.metadata)))
-    details = [
-        ("span id", span.span_id),
-        ("started", span.start_time.isoformat()),
-        ("model", f"{span.provider or '?'} / {span.model}" if span.model else None),
-        ("tokens in/out", _in_out(span)),
-        ("time to first token", fmt_ms(span.ttft_ms) if span.ttft_ms is not None else None),
-        ("output rate", f"{span.tokens_per_s:,.0f} tokens/s" if span.tokens_per_s else None),
-        ("LLM cache", "hit (no tokens, no cost)" if span.cache_hit else None),
-        (
-            "user / session",
-            " / ".join(v or "–" for v in (span.user_id, span.session_id))
-            if span.user_id or span.session_id
-            else None,
-        ),
-    ]
-    facts = "".join(
-        f'<dt class="lco-dt">{esc(label)}</dt><dd class="lco-dd">{esc(value)}</dd>'
-        for label, value in details
-        if value
-    )
-    blocks = "".join(
-        f'<dt class="lco-dt">{esc(label)}</dt>'
-        f'<dd class="lco-dd"><pre class="lco-pre">{esc(text)}</pre></dd>'
-        for label, text in items
-    )
-    label = " · ".join(label for label, _ in items) or "details"
-    return (
-        f'<details class="lco-payload"><summary class="lco-payload-summary">{esc(label)}'
-        f'</summary><dl class="lco-kv">{facts}</dl><dl class="lco-dl">{blocks}</dl></details>'
-    )
-
-
-def _in_out(span: Span) -> str | None:
-    if span.input_tokens is None and span.output_tokens is None:
-        return None
-    text = f"{span.input_tokens or 0:,} / {span.output_tokens or 0:,}"
-    extra = [
-        f"{label} {value:,}"
-        for label, value in (
-            ("cached", span.cached_tokens),
-            ("cache write", span.cache_creation_tokens),
-            ("reasoning", span.reasoning_tokens),
-        )
-        if value
-    ]
-    return text + (f" ({', '.join(extra)})" if extra else "")
-
-
 def tree_html(spans: Sequence[Span], branches: Sequence[BranchEvent] = ()) -> str:
     """The span tree as nested ``<details>`` (open where a span has children).
 
     Each span is one ``<details class="lco-span" data-span-id=... data-parent-id=...>``;
-    its body holds its error (highlighted), the routing decisions it took, a collapsed
-    payload block (inputs, outputs, tags, metadata) and its children.
+    its summary row previews the input and output on one line; its body holds the routing
+    decisions it took, the span's details (`lc_observe.views.payload`: error, messages,
+    tool calls, documents, metadata) and its children.
     """
     tree = _Tree.build(spans, branches)
     seen: set[str] = set()
@@ -275,9 +213,10 @@ def tree_html(spans: Sequence[Span], branches: Sequence[BranchEvent] = ()) -> st
         if not kids:
             classes.append("lco-leaf")
         events = tree.decisions.get(span.span_id, [])
-        opened = " open" if kids or events or span.status == "error" else ""
+        shown = kids or events or span.status == "error" or span.kind in OPEN_KINDS
+        opened = " open" if shown else ""
         decisions = "".join(decision_html(e) for e in events)
-        body = _error_block(span) + decisions + _payload(span)
+        body = decisions + span_body_html(span, folded=True)
         body += "".join(render(kid) for kid in kids)
         return (
             f'<details class="{" ".join(classes)}"{opened} data-span-id="{esc(span.span_id)}" '

@@ -1,0 +1,462 @@
+"""What a span's payload *says*: chat messages, tool calls, documents, prompt variables.
+
+`read_span` turns the JSON a span stored (as `lc_observe.serialize` wrote it) into a
+neutral structure that every view renders its own way: the notebook HTML
+(`lc_observe.views.payload`), the text tree and ``lc-observe show`` (`lc_observe.tree`),
+and anything else that wants to show a conversation.  The rules for LangChain's payload
+shapes live here and nowhere else:
+
+=================== ==========================================================================
+span                what is read
+=================== ==========================================================================
+chat model input    ``{"messages": [[message, ...]]}`` (one list per prompt of a batch)
+LLM input           ``{"prompts": [text, ...]}``
+model output        ``{"generations": [[{"text", "message"}, ...]], ...}``
+tool input          the tool's arguments (shown as a tool call card)
+tool output         ``{"output": ToolMessage | text | value}``
+retriever           ``{"query": text}`` in, ``{"documents": [Document, ...]}`` out
+prompt template     its variables in, ``{"output": {"messages": [...]} | {"text": ...}}`` out
+anything else       keys holding messages (``{"messages": [...]}``, LangGraph state) as
+                    conversations, the other keys as a value
+=================== ==========================================================================
+
+A message is a dict with a ``type`` (``human``, ``ai``, ``system``, ``tool`` ...) and a
+``content``, an OpenAI-style ``{"role", "content"}`` dict, or a ``[role, text]`` pair.
+Nothing here raises on odd data: what is not understood stays a `Value`.
+
+>>> parts = read_parts({"messages": [[{"type": "human", "content": "hi"}]]}, "chat_model", "in")
+>>> parts[0].messages[0].role, parts[0].messages[0].text
+('human', 'hi')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+#: Metadata keys LangGraph and LangChain add to every run (folded away in views).
+BOOKKEEPING_PREFIXES = ("langgraph_", "ls_", "__pregel", "lc_")
+BOOKKEEPING_KEYS = frozenset({"checkpoint_ns", "thread_id", "checkpoint_id", "run_attempt"})
+
+_ROLES = {
+    "human": "human",
+    "user": "human",
+    "ai": "ai",
+    "assistant": "ai",
+    "system": "system",
+    "developer": "system",
+    "tool": "tool",
+    "function": "tool",
+    "remove": "remove",
+}
+_CHUNK_SUFFIX = "MessageChunk"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call an AI message asked for (or a tool span's own input)."""
+
+    name: str
+    args: Any
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn; ``role`` is ``system``, ``human``, ``ai``, ``tool`` or the type as
+    stored when it is none of these."""
+
+    role: str
+    text: str
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    status: str | None = None  # a tool result's status ("error" ...)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A retrieved document: its text and metadata."""
+
+    content: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a payload.  ``kind`` says which field holds it:
+
+    - ``"messages"``: ``messages`` (a conversation);
+    - ``"documents"``: ``documents``;
+    - ``"variables"``: ``value`` (a prompt template's variables, a dict);
+    - ``"tool_call"``: ``tool_call`` (a tool span's input);
+    - ``"text"``: ``text`` (a query, a prompt, a plain answer);
+    - ``"value"``: ``value`` (anything else, as stored).
+
+    ``label`` names where it came from (``"messages"``, ``"query"``, a state key ...).
+    """
+
+    kind: str
+    label: str = ""
+    messages: tuple[Message, ...] = ()
+    documents: tuple[Document, ...] = ()
+    tool_call: ToolCall | None = None
+    text: str | None = None
+    value: Any = None
+
+
+class SpanLike(Protocol):
+    name: str
+    kind: str
+    inputs: Any
+    outputs: Any
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SpanPayload:
+    """What `read_span` returns: the parts of the input and of the output, and the
+    metadata split into what the user set and LangGraph/LangChain bookkeeping."""
+
+    inputs: list[Part]
+    outputs: list[Part]
+    metadata: dict[str, Any]
+    bookkeeping: dict[str, Any]
+
+
+def read_span(span: SpanLike) -> SpanPayload:
+    """The input and output of ``span`` as `Part` lists, with its metadata split."""
+    shown, folded = split_metadata(span.metadata or {})
+    return SpanPayload(
+        read_parts(span.inputs, span.kind, "in", span.name),
+        read_parts(span.outputs, span.kind, "out", span.name),
+        shown,
+        folded,
+    )
+
+
+def is_bookkeeping(key: str) -> bool:
+    """Whether a metadata key is LangGraph/LangChain bookkeeping, not the user's."""
+    return key in BOOKKEEPING_KEYS or key.startswith(BOOKKEEPING_PREFIXES)
+
+
+def split_metadata(metadata: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(user metadata, bookkeeping)``: see `is_bookkeeping`."""
+    shown = {k: v for k, v in metadata.items() if not is_bookkeeping(str(k))}
+    folded = {k: v for k, v in metadata.items() if is_bookkeeping(str(k))}
+    return shown, folded
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def read_parts(value: Any, kind: str, side: str, name: str = "") -> list[Part]:
+    """The parts of one payload (``side``: ``"in"`` or ``"out"``) of a span of ``kind``."""
+    if value is None:
+        return []
+    try:
+        return _read(value, kind, side, name)
+    except Exception:  # odd data: shown as stored, never an error
+        return [Part("value", value=value)]
+
+
+def _read(value: Any, kind: str, side: str, name: str) -> list[Part]:
+    if isinstance(value, str):
+        return [Part("text", text=value)]
+    if not isinstance(value, dict):
+        messages = _messages(value)
+        return [Part("messages", messages=messages)] if messages else [Part("value", value=value)]
+    if kind in ("chat_model", "llm"):
+        if side == "in":
+            return _model_input(value)
+        if "generations" in value:
+            return _generations(value)
+    if kind == "tool":
+        if side == "in":
+            args = value.get("input", value) if set(value) == {"input"} else value
+            return [Part("tool_call", label=name, tool_call=ToolCall(name, args))]
+        if set(value) == {"output"}:
+            return _read_any(value["output"], "")
+    if kind == "retriever":
+        if side == "in" and isinstance(value.get("query"), str):
+            return [Part("text", label="query", text=value["query"])]
+        if side == "out" and isinstance(value.get("documents"), list):
+            return [Part("documents", label="documents", documents=_documents(value["documents"]))]
+    if kind == "prompt":
+        if side == "in":
+            return [Part("variables", label="variables", value=value)]
+        if set(value) == {"output"}:
+            return _read_any(value["output"], "prompt")
+    return _read_dict(value)
+
+
+def _read_any(value: Any, label: str) -> list[Part]:
+    if isinstance(value, str):
+        return [Part("text", label=label, text=value)]
+    message = _message(value)
+    if message is not None:
+        return [Part("messages", label=label, messages=(message,))]
+    if isinstance(value, dict):
+        if isinstance(value.get("messages"), list) and set(value) <= {"messages", "type"}:
+            messages = _messages(value["messages"])
+            if messages:
+                return [Part("messages", label=label, messages=messages)]
+        if set(value) <= {"text", "type"} and isinstance(value.get("text"), str):
+            return [Part("text", label=label, text=value["text"])]  # StringPromptValue
+        return _read_dict(value)
+    messages = _messages(value)
+    if messages:
+        return [Part("messages", label=label, messages=messages)]
+    return [Part("value", label=label, value=value)]
+
+
+_COMMAND_KEYS = frozenset({"graph", "update", "resume", "goto"})
+
+
+def _command_update(item: Any) -> Any:
+    """The state update of a LangGraph ``Command`` (or a list of them), else ``item``."""
+    if isinstance(item, dict) and "update" in item and set(item) <= _COMMAND_KEYS:
+        return item["update"]
+    if isinstance(item, list) and len(item) == 1:
+        inner = _command_update(item[0])
+        return inner if inner is not item[0] else item
+    return item
+
+
+def _tool_call_list(item: Any) -> list[ToolCall]:
+    """``[{"name", "args", "id", "type": "tool_call"}, ...]`` (a ToolNode's input)."""
+    if not isinstance(item, list) or not item:
+        return []
+    calls = []
+    for call in item:
+        if not (isinstance(call, dict) and call.get("type") == "tool_call" and "name" in call):
+            return []
+        calls.append(ToolCall(str(call["name"]), call.get("args"), _str(call.get("id"))))
+    return calls
+
+
+def _read_dict(value: dict[str, Any]) -> list[Part]:
+    """Keys holding messages become conversations; the other keys one value."""
+    parts: list[Part] = []
+    rest: dict[str, Any] = {}
+    for key, item in value.items():
+        item = _command_update(item)
+        if isinstance(item, dict) and item is not value.get(key):  # a Command's update
+            parts.extend(_read_dict(item))
+            continue
+        calls = _tool_call_list(item)
+        if calls:
+            parts.extend(Part("tool_call", label=c.name, tool_call=c) for c in calls)
+            continue
+        message = _message(item)
+        messages = (message,) if message is not None else _messages(item)
+        if messages:
+            parts.append(Part("messages", label=str(key), messages=messages))
+        elif isinstance(item, str) and len(value) == 1:
+            parts.append(Part("text", label=str(key), text=item))
+        else:
+            rest[key] = item
+    if rest:
+        parts.append(Part("value", value=rest))
+    return parts
+
+
+def _model_input(value: dict[str, Any]) -> list[Part]:
+    parts: list[Part] = []
+    if isinstance(value.get("messages"), list):
+        batches = value["messages"]
+        if batches and all(isinstance(b, list) for b in batches):
+            for batch in batches:
+                parts.append(Part("messages", label="messages", messages=_messages(batch)))
+        else:
+            parts.append(Part("messages", label="messages", messages=_messages(batches)))
+    elif isinstance(value.get("prompts"), list):
+        for prompt in value["prompts"]:
+            parts.append(Part("text", label="prompt", text=_content_text(prompt)))
+    rest = {k: v for k, v in value.items() if k not in ("messages", "prompts")}
+    if rest:
+        parts.append(Part("value", value=rest))
+    return parts or [Part("value", value=value)]
+
+
+def _generations(value: dict[str, Any]) -> list[Part]:
+    messages: list[Message] = []
+    for batch in value.get("generations") or []:
+        for generation in batch if isinstance(batch, list) else [batch]:
+            if not isinstance(generation, dict):
+                continue
+            message = _message(generation.get("message"))
+            if message is None:
+                message = Message("ai", _content_text(generation.get("text", "")))
+            messages.append(message)
+    parts = [Part("messages", label="generations", messages=tuple(messages))]
+    extra = value.get("llm_output")
+    if extra:
+        parts.append(Part("value", label="llm_output", value=extra))
+    return parts
+
+
+def _role(raw: str) -> str:
+    text = raw[: -len(_CHUNK_SUFFIX)].lower() if raw.endswith(_CHUNK_SUFFIX) else raw.lower()
+    return _ROLES.get(text, text)
+
+
+def _message(item: Any) -> Message | None:
+    """A stored message (dict with type/role and content), or None if ``item`` is not one."""
+    if isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item):
+        if item[0].lower() in _ROLES:  # ("human", "hi") as given to an agent
+            return Message(_ROLES[item[0].lower()], item[1])
+        return None
+    if not isinstance(item, dict) or "content" not in item:
+        return None
+    raw = item.get("type") if isinstance(item.get("type"), str) else item.get("role")
+    if not isinstance(raw, str):
+        return None
+    role = _role(raw)
+    if role == "chat" and isinstance(item.get("role"), str):
+        role = _role(item["role"])
+    if role not in _ROLES.values() and not raw.endswith(_CHUNK_SUFFIX):
+        return None
+    calls = tuple(_tool_calls(item))
+    name = item.get("name") if isinstance(item.get("name"), str) else None
+    call_id = item.get("tool_call_id") if isinstance(item.get("tool_call_id"), str) else None
+    status = item.get("status") if role == "tool" and isinstance(item.get("status"), str) else None
+    return Message(role, _content_text(item["content"]), name, calls, call_id, status)
+
+
+def _messages(value: Any) -> tuple[Message, ...]:
+    """A list in which every item is a message, as messages; else ``()``."""
+    if not isinstance(value, list) or not value:
+        return ()
+    out = []
+    for item in value:
+        message = _message(item)
+        if message is None:
+            return ()
+        out.append(message)
+    return tuple(out)
+
+
+def _tool_calls(item: dict[str, Any]) -> list[ToolCall]:
+    calls = []
+    for call in list(item.get("tool_calls") or []) + list(item.get("invalid_tool_calls") or []):
+        if isinstance(call, dict) and isinstance(call.get("name"), str):
+            calls.append(ToolCall(call["name"], call.get("args"), _str(call.get("id"))))
+    if calls:
+        return calls
+    extra = item.get("additional_kwargs") or {}
+    for call in extra.get("tool_calls") or [] if isinstance(extra, dict) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            args = function.get("arguments")
+            with contextlib.suppress(ValueError):
+                args = json.loads(args) if isinstance(args, str) else args
+            calls.append(ToolCall(function["name"], args, _str(call.get("id"))))
+    return calls
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _content_text(content: Any) -> str:
+    """Message content as text: content blocks joined, non-text blocks named."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        pieces = []
+        for block in content:
+            if isinstance(block, str):
+                pieces.append(block)
+            elif isinstance(block, dict):
+                kind = block.get("type")
+                if isinstance(block.get("text"), str):
+                    pieces.append(block["text"])
+                elif kind in ("tool_use", "tool_call"):
+                    continue  # also in tool_calls
+                else:
+                    pieces.append(f"[{kind or 'block'}]")
+        return "\n".join(pieces)
+    if content is None:
+        return ""
+    return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def _documents(items: Sequence[Any]) -> tuple[Document, ...]:
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+            text = item.get("page_content", item.get("content", ""))
+            out.append(Document(_content_text(text), metadata, _str(item.get("id"))))
+        else:
+            out.append(Document(_content_text(item)))
+    return tuple(out)
+
+
+# -- one-line previews ----------------------------------------------------------------------
+
+
+def compact(value: Any) -> str:
+    """A value as one line of JSON (strings as they are)."""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def call_text(call: ToolCall) -> str:
+    """``add(a=1, b=2)``: a tool call on one line."""
+    if isinstance(call.args, dict):
+        args = ", ".join(
+            f"{k}={compact(v) if not isinstance(v, str) else repr(v)}" for k, v in call.args.items()
+        )
+    else:
+        args = "" if call.args is None else compact(call.args)
+    return f"{call.name}({args})"
+
+
+def message_text(message: Message) -> str:
+    """``ai: text → add(a=1)``: one message on one line."""
+    text = " ".join(message.text.split())
+    if message.tool_calls:
+        calls = ", ".join(call_text(c) for c in message.tool_calls)
+        text = f"{text} → {calls}" if text else f"→ {calls}"
+    who = message.role if message.name is None or message.role != "tool" else f"tool {message.name}"
+    return f"{who}: {text}"
+
+
+def preview(parts: Sequence[Part], side: str = "in") -> str:
+    """The gist of a payload on one line: the last message of an input conversation (the
+    one the model answers), the answer or tool calls of an output, a tool call, the first
+    document, the variables..."""
+    if not parts:
+        return ""
+    part = next((p for p in parts if p.kind != "value"), parts[0])
+    if part.kind == "messages" and part.messages:
+        if side == "in" or part.label != "generations":
+            message = part.messages[-1]
+            more = len(part.messages) - 1
+            return message_text(message) + (f"  (+{more} earlier)" if more else "")
+        return " | ".join(message_text(m) for m in part.messages)
+    if part.kind == "documents":
+        first = " ".join(part.documents[0].content.split()) if part.documents else ""
+        return f"{len(part.documents)} documents: {first}"
+    if part.kind == "tool_call" and part.tool_call is not None:
+        return call_text(part.tool_call)
+    if part.kind == "variables" and isinstance(part.value, dict):
+        return ", ".join(f"{k}={compact(v)}" for k, v in part.value.items())
+    if part.kind == "text":
+        return compact(part.text or "")
+    return compact(part.value)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis when cut."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
