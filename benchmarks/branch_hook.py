@@ -30,7 +30,8 @@ from langgraph.graph._branch import BranchSpec
 from langgraph.types import Send
 
 from benchmarks._common import print_table
-from lc_observe import ObsHandler, langgraph_hook
+from lc_observe import ObsHandler
+from lc_observe.capture import langgraph_hook
 
 
 def _config(handlers: list[Any], parent: uuid.UUID | None) -> dict[str, Any]:

@@ -42,12 +42,12 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.prompt_values import ChatPromptValue
 
-from lc_observe.privacy import PrivacyStage
+from lc_observe.pipeline.privacy import PrivacyStage
+from lc_observe.pipeline.redact import make_redactor
+from lc_observe.pipeline.serialize import Limits
 from lc_observe.records import RECORD_BRANCH, RECORD_SPAN, new_span_record
-from lc_observe.redact import make_redactor
-from lc_observe.schema import BRANCH_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, configure
-from lc_observe.serialize import Limits
 from lc_observe.sinks.sqlite import SQLiteSink, branch_row, insert_rows, span_row, trace_row
+from lc_observe.storage.schema import BRANCH_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, configure
 
 Item = tuple[str, dict[str, Any]]
 

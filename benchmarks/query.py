@@ -4,7 +4,7 @@ What is measured: synthetic but realistic databases (20 spans per trace, a ``tra
 per root, two branch events per trace, model spans with usage fields, errors, 50 users and
 500 sessions, spread over 7 days; inputs/outputs JSON of a few hundred bytes, model spans a
 few KB) are built with raw ``executemany`` into a schema created by
-`lc_observe.schema.ensure_schema`.  Then, interleaved over the databases, each query runs on
+`lc_observe.storage.schema.ensure_schema`.  Then, interleaved over the databases, each query runs on
 random trace ids and the median latency is printed, with its ratio at the largest size to
 the smallest, and whether its SQL uses an index (``EXPLAIN QUERY PLAN`` of the statements
 `TraceStore` actually ran, captured with ``set_trace_callback``).
@@ -37,7 +37,13 @@ import sqlite_utils
 from _common import median, print_table
 
 from lc_observe import TraceStore
-from lc_observe.schema import BRANCH_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, configure, ensure_schema
+from lc_observe.storage.schema import (
+    BRANCH_COLUMNS,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    configure,
+    ensure_schema,
+)
 
 SPANS_PER_TRACE = 20
 DAYS = 7

@@ -37,7 +37,7 @@ def p1():
     import json, sqlite3, sys
     from langchain_core.runnables import RunnableLambda
     from lc_observe import ObsHandler
-    from lc_observe.redact import Redactor
+    from lc_observe.pipeline.redact import Redactor
     secrets = ["sk-proj-abcdefghijklmnopqrstuvwx0123", "hunter2pw", "s3cr3tvalue", "AKIAIOSFODNN7EXAMPLE",
                "ghp_" + "a" * 36, "Zq9token", "dXNlcjpodW50ZXIy", "Zq8dsnpw"]
     class Capture:
@@ -86,7 +86,7 @@ def p2():
     done = py(
         """
     import time
-    from lc_observe.redact import Redactor
+    from lc_observe.pipeline.redact import Redactor
     r = Redactor()
     for kb in (32, 128):
         text = ("-----BEGIN RSA PRIVATE KEY-----" + "A" * 20) * (kb * 1024 // 51)
@@ -190,7 +190,8 @@ def p4():
         """
     import sys, time
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler, dispatch
+    from lc_observe import ObsHandler
+    from lc_observe.pipeline import processor as dispatch
     class Slow:
         said = False
         def export(self, b):

@@ -25,8 +25,8 @@ import uuid
 
 from lc_observe import TraceStore
 from lc_observe.records import RECORD_SPAN
-from lc_observe.schema import SPAN_COLUMNS
 from lc_observe.sinks.sqlite import SQLiteSink
+from lc_observe.storage.schema import SPAN_COLUMNS
 
 WORDS = [
     "weather",
@@ -118,7 +118,7 @@ def build(indexed_path: str, plain_path: str, spans: int, seed: int = 7) -> tupl
 def backfill(path: str) -> float:
     """Seconds the schema-6 migration's backfill takes to index every span of ``path``
     (a file whose index is empty: the one built without triggers)."""
-    from lc_observe.search import _fill
+    from lc_observe.storage.search import _fill
 
     conn = sqlite3.connect(path)
     try:

@@ -6,10 +6,14 @@
 >>> TraceStore("traces.db").print_trace(...)               # doctest: +SKIP
 """
 
+from lc_observe.capture.budgets import Budget
+from lc_observe.capture.handler import ObsHandler
+from lc_observe.pipeline.serialize import Limits
+from lc_observe.storage.store import TraceStore
+
 from ._version import __version__
 from .analysis.alerts import AlertRule, Webhook
 from .analysis.anomalies import AnomalyConfig
-from .budgets import Budget
 from .config import OTLP, LangSmith, Privacy, Queue, Runs
 from .errors import (
     AmbiguousIdError,
@@ -23,7 +27,6 @@ from .errors import (
     StoreError,
     TraceNotFoundError,
 )
-from .handler import ObsHandler
 from .model import (
     Alert,
     Anomaly,
@@ -37,8 +40,6 @@ from .model import (
     StatRow,
     Trace,
 )
-from .serialize import Limits
-from .store import TraceStore
 
 __all__ = [
     "OTLP",

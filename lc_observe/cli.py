@@ -19,14 +19,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from lc_observe.storage.ids import short_id
+from lc_observe.storage.store import TraceStore
+from lc_observe.views.tree import describe_branch, format_conversation
+
 from . import __version__
 from .checks import KINDS, STATUSES
 from .conversation import cut
 from .errors import LcObserveError
-from .ids import short_id
-from .store import TraceStore
 from .times import to_datetime
-from .tree import describe_branch, format_conversation
 
 
 def _default_db() -> str:
@@ -373,7 +374,7 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
 def _parse_score_value(text: str) -> bool | float | str:
     """A score given on the command line: true/false, a number, or a category."""
-    from .scores import parse_score_text
+    from lc_observe.storage.scores import parse_score_text
 
     return parse_score_text(text)
 
@@ -518,7 +519,7 @@ def _since(text: str | None) -> Any:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from .push import push_traces
+    from lc_observe.export.push import push_traces
 
     with TraceStore(args.db) as store:
         trace_id = None if args.trace is None else _resolve_trace_id(store, args.trace)
@@ -554,7 +555,7 @@ def _headers(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import DEFAULT_EXPORT_TIMEOUT, export_jsonl, export_otlp
+    from lc_observe.export.exporters import DEFAULT_EXPORT_TIMEOUT, export_jsonl, export_otlp
 
     with TraceStore(args.db) as store:
         trace_id = None if args.trace is None else _resolve_trace_id(store, args.trace)
@@ -584,7 +585,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _grouping(text: str) -> str:
     """``--by``: a stats grouping (``metadata.KEY`` included), checked up front."""
-    from .stats import check_group
+    from lc_observe.storage.stats import check_group
 
     try:
         check_group(text)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .redact import RedactOption
-from .serialize import Limits
+from lc_observe.pipeline.redact import RedactOption
+from lc_observe.pipeline.serialize import Limits
 
 logger = logging.getLogger("lc_observe")
 
@@ -57,7 +57,7 @@ class Privacy:
 
     Attributes:
         redact: secret redaction: ``True`` (default patterns and key names, see
-            `lc_observe.redact`), ``False``, a list of extra regular expressions, or a
+            `lc_observe.pipeline.redact`), ``False``, a list of extra regular expressions, or a
             callable on JSON-safe values.
         hide_inputs: ``True`` to record no inputs at all, or a function applied to each
             run's inputs (on the callback thread) whose result is recorded instead.

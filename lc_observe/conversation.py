@@ -1,8 +1,8 @@
 """What a span's payload *says*: chat messages, tool calls, documents, prompt variables.
 
-`read_span` turns the JSON a span stored (as `lc_observe.serialize` wrote it) into a
+`read_span` turns the JSON a span stored (as `lc_observe.pipeline.serialize` wrote it) into a
 neutral structure that every view renders its own way: the notebook HTML
-(`lc_observe.views.payload`), the text tree and ``lc-observe show`` (`lc_observe.tree`),
+(`lc_observe.views.payload`), the text tree and ``lc-observe show`` (`lc_observe.views.tree`),
 and anything else that wants to show a conversation.  The rules for LangChain's payload
 shapes live here and nowhere else:
 

@@ -170,7 +170,7 @@ def build_graph(model: Any = None) -> Any:
 
 def run_demo(db_path: str = "lc_observe.db", questions: list[str] | None = None) -> list[str]:
     """Run the demo graph once per question, traced into ``db_path``; return the trace ids."""
-    from .handler import ObsHandler
+    from lc_observe.capture.handler import ObsHandler
 
     graph = build_graph()
     trace_ids: list[str] = []

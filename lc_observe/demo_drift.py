@@ -210,8 +210,9 @@ def record_drift(
 ) -> datetime:
     """Record ``baseline`` stable tickets, then ``recent`` tickets with ``changes`` applied to
     the `Knobs` (e.g. ``review_rate=0.45``); returns the time the recent window starts."""
+    from lc_observe.capture.handler import ObsHandler
+
     from .config import Queue
-    from .handler import ObsHandler
 
     knobs = Knobs(seed=seed)
     graph = build_graph(knobs)

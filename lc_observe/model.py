@@ -203,7 +203,7 @@ class Trace(_Usage):
         the enclosing span's when it ran under one, else the root run's UUID."""
         if self.traceparent:
             return self.traceparent.split("-")[1]
-        from .sinks.otlp_ids import otel_trace_id
+        from .trace_context import otel_trace_id
 
         return f"{otel_trace_id(self.trace_id):032x}"
 

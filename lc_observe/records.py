@@ -44,7 +44,7 @@ key                   value
 A *branch event record* is a dict with the keys of ``BRANCH_FIELDS``.
 
 Keys starting with ``_`` are the handler's bookkeeping.  Sinks never see them: the privacy
-stage (`lc_observe.privacy`) turns each finished record into its *public* form first --
+stage (`lc_observe.pipeline.privacy`) turns each finished record into its *public* form first --
 the public keys only, values JSON-safe, bounded and redacted -- plus, when a sink wants
 them (its ``wants``), ``ancestry`` (``[[start_time, span_id], ...]`` from the root down,
 from the generic run link ``_link``), ``invocation`` (a model's start arguments) and
@@ -121,7 +121,7 @@ RECORD_SPAN = "span"
 #: never replaces a finished span already stored.
 RECORD_RUNNING = "running"
 RECORD_BRANCH = "branch"
-#: A budget crossed (`lc_observe.budgets`): a dict with the keys of ``BUDGET_FIELDS``.
+#: A budget crossed (`lc_observe.capture.budgets`): a dict with the keys of ``BUDGET_FIELDS``.
 RECORD_BUDGET = "budget"
 
 BUDGET_FIELDS: tuple[str, ...] = (

@@ -28,7 +28,7 @@ from importlib.metadata import distribution, version
 from pathlib import Path
 from typing import Any
 
-from lc_observe.pricing import GENAI_PRICE_KEYS as PRICE_KEYS
+from lc_observe.capture.pricing import GENAI_PRICE_KEYS as PRICE_KEYS
 
 SCHEMA = 1
 OUT = Path(__file__).resolve().parents[1] / "lc_observe" / "data" / "prices.json"

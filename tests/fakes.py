@@ -40,7 +40,7 @@ from langchain_core.outputs import (
 )
 from pydantic import Field, PrivateAttr
 
-from lc_observe.usage import observe_chunk
+from lc_observe.capture.usage import observe_chunk
 
 StreamStyle = Literal["last", "split", "restate", "restate_cache", "running"]
 
@@ -314,7 +314,7 @@ class CaptureHandler(BaseCallbackHandler):
 
     ``starts[run_id]`` holds ``serialized``, ``metadata`` and ``invocation_params`` of the
     run's start; ``results[run_id]`` the ``LLMResult`` of ``on_llm_end``; ``stream[run_id]``
-    what `lc_observe.usage.observe_chunk` collected from the run's streamed chunks.
+    what `lc_observe.capture.usage.observe_chunk` collected from the run's streamed chunks.
     """
 
     def __init__(self) -> None:

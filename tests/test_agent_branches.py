@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lc_observe import ObsHandler, TraceStore, langgraph_hook
+from lc_observe import ObsHandler, TraceStore
+from lc_observe.capture import langgraph_hook
 from tests.ground_truth import MODES, Report, Truth
 from tests.scenarios import SCENARIOS, Scenario
 

@@ -16,7 +16,7 @@ from lc_observe import AlertRule, ObsHandler, TraceStore, Webhook
 from lc_observe.analysis.alerts import AlertSink
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, record_drift, run_tickets
 from lc_observe.model import Alert
-from lc_observe.schema import ensure_schema
+from lc_observe.storage.schema import ensure_schema
 from lc_observe.testing import LoopbackRequestHandler, LoopbackServer
 
 from .loopback import free_port_url
@@ -190,7 +190,7 @@ def test_rules_and_handler_arguments_are_checked() -> None:
 def test_a_version_4_file_gains_the_alerts_table(tmp_path) -> None:
     import sqlite3
 
-    from lc_observe.schema import SCHEMA_VERSION
+    from lc_observe.storage.schema import SCHEMA_VERSION
 
     db = tmp_path / "v4.db"
     first = ObsHandler(db, prices=PRICES, handle_sigterm=False)

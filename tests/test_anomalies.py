@@ -29,7 +29,7 @@ from lc_observe import ObsHandler, TraceStore
 from lc_observe.analysis import significance as sig
 from lc_observe.analysis.anomalies import KINDS, AnomalyConfig
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, record_drift, run_tickets
-from lc_observe.schema import APPLICATION_ID, SCHEMA_VERSION, ensure_schema
+from lc_observe.storage.schema import APPLICATION_ID, SCHEMA_VERSION, ensure_schema
 
 from .tiers import IN_CI, examples
 

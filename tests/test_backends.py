@@ -23,7 +23,7 @@ import pytest
 from lc_observe import ObsHandler, TraceStore
 from lc_observe.cli import main
 from lc_observe.model import Span
-from lc_observe.sinks.otlp_ids import otel_span_id
+from lc_observe.trace_context import otel_span_id
 
 from .backends import Server, Unavailable, phoenix_costs, start_mlflow, start_phoenix, wait_until
 from .otel_agent import SERVED_MODEL, SYSTEM_PROMPT, all_runs, revived, run_agent

@@ -14,7 +14,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
-from lc_observe import ObsHandler, TraceStore, langgraph_hook
+from lc_observe import ObsHandler, TraceStore
+from lc_observe.capture import langgraph_hook
 
 
 class S(TypedDict, total=False):

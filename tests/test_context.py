@@ -29,8 +29,8 @@ from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
 from lc_observe import ObsHandler, TraceStore
-from lc_observe.sinks.otlp_ids import enclosing_traceparent, otel_span_id
 from lc_observe.testing import LangSmithStandIn
+from lc_observe.trace_context import enclosing_traceparent, otel_span_id
 
 from .loopback import OtlpReceiver, attributes
 
@@ -201,7 +201,7 @@ def test_a_version_5_file_gains_the_version_7_columns(tmp_path: Path) -> None:
 
     import sqlite_utils
 
-    from lc_observe.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+    from lc_observe.storage.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
     db = sqlite_utils.Database(tmp_path / "fresh5.db")  # a file as version 5 left it
     for version in range(1, 6):

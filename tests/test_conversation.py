@@ -11,8 +11,8 @@ from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 
 from lc_observe import ObsHandler
 from lc_observe.conversation import read_span
-from lc_observe.tree import format_conversation, row_preview
 from lc_observe.views.payload import span_html
+from lc_observe.views.tree import format_conversation, row_preview
 from tests.agents import ScriptedChatModel, call, turns
 from tests.scenarios import create_agent_tools
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from lc_observe.dispatch import Dispatcher
+from lc_observe.pipeline.processor import Dispatcher
 
 
 class ListSink:

@@ -14,8 +14,9 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph._branch import BranchSpec
 
-from lc_observe import ObsHandler, TraceStore, langgraph_hook
-from lc_observe.langgraph import GraphTracker
+from lc_observe import ObsHandler, TraceStore
+from lc_observe.capture import langgraph_hook
+from lc_observe.capture.langgraph import GraphTracker
 
 
 class S(TypedDict, total=False):

@@ -27,11 +27,11 @@ from langsmith import utils as ls_utils
 from lc_observe import ObsHandler, TraceStore
 from lc_observe.cli import main
 from lc_observe.demo import QUESTIONS, build_graph
-from lc_observe.push import push_traces
+from lc_observe.export.push import push_traces
 from lc_observe.records import RECORD_BRANCH, RECORD_SPAN, new_span_record
-from lc_observe.schema import SCHEMA_VERSION
 from lc_observe.sinks.langsmith import LangSmithSink
 from lc_observe.sinks.langsmith_runs import BRANCH_EVENT, BRANCHES_KEY
+from lc_observe.storage.schema import SCHEMA_VERSION
 from lc_observe.testing import LangSmithStandIn as FakeLangSmith
 
 from .loopback import free_port_url, langsmith_client

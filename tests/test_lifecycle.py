@@ -83,7 +83,8 @@ def test_a_sigterm_during_the_exit_flush_does_not_abort_it(db_path: Path) -> Non
     code = """
         import sys, time
         from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler, dispatch
+        from lc_observe import ObsHandler
+        from lc_observe.pipeline import processor as dispatch
 
         class SlowSink:
             announced = False

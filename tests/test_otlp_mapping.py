@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from lc_observe import ObsHandler, TraceStore
+from lc_observe.capture.pricing import PriceTable
 from lc_observe.cli import main
-from lc_observe.pricing import PriceTable
 from lc_observe.sinks import otlp_content
 from lc_observe.sinks.otlp_spans import CAPTURE_CONTENT_ENV, capture_content_default
 

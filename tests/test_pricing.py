@@ -1,4 +1,4 @@
-"""`lc_observe.pricing`: expected costs come from the price table's own numbers."""
+"""`lc_observe.capture.pricing`: expected costs come from the price table's own numbers."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from lc_observe import pricing
-from lc_observe.pricing import BUNDLED, PriceTable
-from lc_observe.usage import model_and_provider, usage_from_result
+from lc_observe.capture import pricing
+from lc_observe.capture.pricing import BUNDLED, PriceTable
+from lc_observe.capture.usage import model_and_provider, usage_from_result
 
 from .fakes import CaptureHandler, UsageChatModel, usage
 
@@ -140,7 +140,7 @@ def test_unknown_model_is_none_and_logged_once(
     bundled: PriceTable, caplog: pytest.LogCaptureFixture
 ) -> None:
     fields = {"input_tokens": 10, "output_tokens": 5}
-    with caplog.at_level(logging.WARNING, logger="lc_observe.pricing"):
+    with caplog.at_level(logging.WARNING, logger="lc_observe.capture.pricing"):
         assert bundled.cost("my-inhouse-model", "openai", fields) is None
         assert bundled.cost("my-inhouse-model", "openai", fields) is None
         assert bundled.cost("my-inhouse-model", None, fields) is None

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.runnables import RunnableLambda
 
 from lc_observe import ObsHandler, TraceStore
-from lc_observe.redact import Redactor, make_redactor
+from lc_observe.pipeline.redact import Redactor, make_redactor
 
 from .runs import chat_chain, nested_lambdas
 from .tiers import examples
@@ -330,9 +330,9 @@ def test_a_custom_redaction_function_sees_public_data_once_per_value(db_path) ->
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from lc_observe.privacy import PrivacyStage  # noqa: E402
+from lc_observe.pipeline.privacy import PrivacyStage  # noqa: E402
+from lc_observe.pipeline.serialize import Limits  # noqa: E402
 from lc_observe.records import new_span_record  # noqa: E402
-from lc_observe.serialize import Limits  # noqa: E402
 
 #: (text planted in a payload, the part of it that must never reach a sink), per built-in rule
 PLANTED = [

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lc_observe.redact import BUDGET_EXCEEDED, REPLACEMENT, Redactor, key_words
+from lc_observe.pipeline.redact import BUDGET_EXCEEDED, REPLACEMENT, Redactor, key_words
 
 SECRET_KEYS = [
     "api_key",

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from langchain_core.runnables import RunnableLambda
 
 from lc_observe import ObsHandler, TraceStore
-from lc_observe.serialize import TRUNCATED_KEY
+from lc_observe.pipeline.serialize import TRUNCATED_KEY
 
 from .runs import Explosive, nested_lambdas
 from .tiers import FUZZ_CASES

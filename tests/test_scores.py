@@ -13,7 +13,7 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 
 from lc_observe import ObsHandler, TraceNotFoundError, TraceStore
-from lc_observe.schema import SCHEMA_VERSION
+from lc_observe.storage.schema import SCHEMA_VERSION
 
 from .runs import branching_graph, chat_chain
 

@@ -13,8 +13,8 @@ from langchain_core.runnables import RunnableLambda
 
 from lc_observe import ObsHandler, TraceNotFoundError, TraceStore
 from lc_observe.cli import main
-from lc_observe.ids import AmbiguousIdError, short_id
-from lc_observe.schema import SCHEMA_VERSION
+from lc_observe.storage.ids import AmbiguousIdError, short_id
+from lc_observe.storage.schema import SCHEMA_VERSION
 from tests.agents import ScriptedChatModel, turns
 from tests.scenarios import create_agent_tools
 

@@ -13,7 +13,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage
 
-from lc_observe.serialize import TRUNCATED_KEY, Limits, dumps, to_jsonable
+from lc_observe.pipeline.serialize import TRUNCATED_KEY, Limits, dumps, to_jsonable
 
 
 class BadRepr:

@@ -18,7 +18,7 @@ from lc_observe import (
     TraceNotFoundError,
     TraceStore,
 )
-from lc_observe.schema import APPLICATION_ID, MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION
+from lc_observe.storage.schema import APPLICATION_ID, MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION
 
 from .runs import branching_graph, chat_chain
 
@@ -219,7 +219,7 @@ def test_full_reads_return_each_trace_once_while_an_app_writes(tmp_path) -> None
     import time
 
     from lc_observe import ObsHandler
-    from lc_observe.export import export_jsonl
+    from lc_observe.export.exporters import export_jsonl
 
     db = tmp_path / "busy.db"
     chain = RunnableLambda(lambda x: x, name="a") | RunnableLambda(lambda x: x, name="b")

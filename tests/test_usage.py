@@ -1,4 +1,4 @@
-"""`lc_observe.usage` on the real `LLMResult`s LangChain passes to ``on_llm_end``."""
+"""`lc_observe.capture.usage` on the real `LLMResult`s LangChain passes to ``on_llm_end``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 
+from lc_observe.capture.usage import (
+    AUDIO_FIELDS,
+    model_and_provider,
+    observe_chunk,
+    usage_from_result,
+)
 from lc_observe.records import TOKEN_FIELDS
-from lc_observe.usage import AUDIO_FIELDS, model_and_provider, observe_chunk, usage_from_result
 
 from .fakes import CaptureHandler, UsageChatModel, UsageLLM, usage
 from .tiers import examples

@@ -15,8 +15,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 
 from lc_observe import Budget, BudgetExceeded, BudgetExceededError, ObsHandler, TraceStore
-from lc_observe.pricing import PriceTable
-from lc_observe.stats import percentile
+from lc_observe.capture.pricing import PriceTable
+from lc_observe.storage.stats import percentile
 
 from .fakes import UsageChatModel, UsageLLM, usage
 from .test_pricing import published

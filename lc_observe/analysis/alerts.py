@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from ..dispatch import Item
+from lc_observe.pipeline.processor import Item
+from lc_observe.storage.schema import ALERT_COLUMNS, configure
+from lc_observe.storage.stats import percentile
+
 from ..model import Alert
-from ..schema import ALERT_COLUMNS, configure
-from ..stats import percentile
 from ._time import duration as _duration
 
 logger = logging.getLogger("lc_observe")
@@ -309,7 +310,7 @@ class AlertSink:
 
     def _reader(self) -> Any:
         if self._store is None:
-            from ..store import TraceStore
+            from lc_observe.storage.store import TraceStore
 
             self._store = TraceStore(self.db_path)
         return self._store

@@ -47,14 +47,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import stats
-from ..langgraph import NODE_RUN_SQL, node_path, qualified
+from lc_observe.graph_rules import NODE_RUN_SQL, node_path, qualified
+from lc_observe.storage import stats
+
 from ..model import Anomaly
 from . import significance as sig
 from ._time import duration, is_age
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import TimeLike, TraceStore
+    from lc_observe.storage.store import TimeLike, TraceStore
 
 SPAN_BYS = ("name", "model", "graph_node")
 KINDS = (
@@ -148,7 +149,7 @@ def resolve_windows(
     ``baseline`` is a duration (a timedelta, seconds, or an age such as ``"7d"``) or the
     time the baseline window starts.
     """
-    from ..store import to_db_time
+    from lc_observe.times import to_db_time
 
     end = _utc(to_db_time(until)) if until is not None else datetime.now(timezone.utc)
     start = _utc(to_db_time(since)) if since is not None else end - timedelta(hours=1)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..model import Span, Trace
 
 if TYPE_CHECKING:
-    from ..store import TraceStore
+    from lc_observe.storage.store import TraceStore
 
 #: The tag of an LLM judge's own runs: excluded from statistics, comparisons and judging.
 JUDGE_TAG = "lc_observe:judge"

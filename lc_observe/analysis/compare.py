@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..stats import METADATA_PREFIX, NOT_JUDGE_SQL, check_group, metadata_path
+from lc_observe.storage.stats import METADATA_PREFIX, NOT_JUDGE_SQL, check_group, metadata_path
 
 if TYPE_CHECKING:
-    from ..store import TraceStore
+    from lc_observe.storage.store import TraceStore
 
 #: Exact Mann-Whitney p-values up to this many values in both groups together (no ties).
 EXACT_MAX_N = 40
@@ -321,12 +321,12 @@ def compare(
     >>> print(cmp)                                        # a table  # doctest: +SKIP
     >>> cmp.row("score:correctness").p_value              # doctest: +SKIP
     """
-    from ..store import _filters
+    from lc_observe.storage.filters import where_clauses
 
     _check_by(by)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
-    where, params = _filters({}, "traces.start_time", since, until)
+    where, params = where_clauses({}, "traces.start_time", since, until)
     where += ["traces.status != 'running'", NOT_JUDGE_SQL.format(table="traces")]
     groups: dict[str, list[Any]] = {}
     for label, value in (("a", a), ("b", b)):

@@ -21,7 +21,7 @@ from ..model import BranchEvent, Span
 from .cases import text_of
 
 if TYPE_CHECKING:
-    from ..store import TraceStore
+    from lc_observe.storage.store import TraceStore
 
 _OUTPUT_CHARS = 500
 _RUN_ID_PREFIXES = ("lc_run--", "run-", "run_")

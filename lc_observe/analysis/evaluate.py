@@ -27,7 +27,7 @@ from ..model import Trace
 from .cases import JUDGE_TAG, Case, References, select_traces
 
 if TYPE_CHECKING:
-    from ..store import TraceStore
+    from lc_observe.storage.store import TraceStore
 
 logger = logging.getLogger("lc_observe")
 
@@ -403,7 +403,7 @@ def run_evaluators(case: Case, evaluators: Sequence[Evaluator]) -> list[EvalResu
 
 def score_records(results: Iterable[EvalResult], source: str = "heuristic") -> list[dict[str, Any]]:
     """Score records of the results that have a value (errors are logged, not stored)."""
-    from ..scores import score_record
+    from lc_observe.storage.scores import score_record
 
     records = []
     for result in results:
@@ -505,7 +505,7 @@ class EvaluationSink:
         return len(batch)
 
     def _evaluate(self, trace_id: str) -> None:
-        from ..store import TraceStore
+        from lc_observe.storage.store import TraceStore
 
         if self._store is None:
             self._store = TraceStore(self.path)

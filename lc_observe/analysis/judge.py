@@ -25,7 +25,7 @@ from ..model import Trace
 from .cases import JUDGE_TAG, Case, References, select_traces
 
 if TYPE_CHECKING:
-    from ..store import TraceStore
+    from lc_observe.storage.store import TraceStore
 
 _RAW_CHARS = 2_000  # of a malformed verdict's text kept in the score's error
 
@@ -519,8 +519,9 @@ class _JudgePlan:
         trace_judge: bool,
         prices: Any,
     ) -> _JudgePlan:
+        from lc_observe.capture.handler import ObsHandler
+
         from ..config import Queue
-        from ..handler import ObsHandler
 
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -669,7 +670,7 @@ class _JudgePlan:
 def _write(
     store: TraceStore, results: list[JudgeResult], model_name: str, batch_id: str | None
 ) -> None:
-    from ..scores import score_record
+    from lc_observe.storage.scores import score_record
 
     records = []
     for r in results:

@@ -155,7 +155,7 @@ def welch_test(
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
-    """Linearly interpolated quantile of ascending values (as `lc_observe.stats.percentile`)."""
+    """Linearly interpolated quantile of ascending values (as `storage.stats.percentile`)."""
     position = q * (len(sorted_values) - 1)
     low = math.floor(position)
     if low + 1 >= len(sorted_values):

@@ -1,2 +1,5 @@
-"""The pipeline between capture and the sinks: privacy stage, fan-out, one processor per
-destination (`lc_observe.pipeline.fanout`; the processor is `lc_observe.dispatch`)."""
+"""The pipeline between capture and the sinks.
+
+capture -> intake queue (`processor`) -> privacy stage (`privacy`: `serialize`, `redact`)
+-> fan-out (`fanout`) -> one bounded queue and worker per destination (`processor`) -> sink.
+"""

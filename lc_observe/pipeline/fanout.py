@@ -16,7 +16,7 @@ Worker threads: ``lc_observe-intake``, ``lc_observe-writer`` (the local file) an
 ``lc_observe-<label>`` per other destination.  Every destination has a bounded queue and a
 worker of its own (`Dispatcher`, shaped as
 OpenTelemetry's ``BatchSpanProcessor``) in front of exporters that share one contract
-(`lc_observe.dispatch.Sink`: ``export`` / ``force_flush`` / ``shutdown``): a destination
+(`lc_observe.pipeline.processor.Sink`: ``export`` / ``force_flush`` / ``shutdown``): a destination
 that is slow or full drops (and counts) only its own records.  Every sink, the user's
 included, sits behind the privacy stage.  Shutdown order is by design: the intake first,
 then the local file, then the network mirrors, each within its own time bound.
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..dispatch import Dispatcher, Item, Sink, _live
+from lc_observe.pipeline.processor import Dispatcher, Item, Sink, _live
 
 logger = logging.getLogger("lc_observe")
 

@@ -22,9 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dispatch import Item
+from lc_observe.pipeline.processor import Item
+from lc_observe.pipeline.serialize import Limits
+
 from ..records import RECORD_BRANCH, RECORD_RUNNING, RECORD_SPAN
-from ..serialize import Limits
 from .langsmith_runs import RunBuilder
 from .network import NetworkSink, RetryPolicy, quiet_on_mirror_threads
 

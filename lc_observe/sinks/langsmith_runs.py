@@ -33,7 +33,7 @@ from langchain_core.outputs import (
     LLMResult,
 )
 
-from ..serialize import Limits, dumps
+from lc_observe.pipeline.serialize import Limits, dumps
 
 try:  # the client's encoder: LangSmith then shows exactly what LangChainTracer would send
     from langsmith._internal._serde import dumps_json as _client_json

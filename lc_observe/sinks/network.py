@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..dispatch import Item
+from lc_observe.pipeline.processor import Item
 
 logger = logging.getLogger("lc_observe")
 
@@ -107,7 +107,7 @@ class NetworkSink:
     batch_size = 100
     #: what the counters count: "records" (no prefix) or e.g. "spans" (``spans_sent`` ...).
     unit = "records"
-    #: optional public fields this sink needs the privacy stage to add (`lc_observe.privacy`).
+    #: optional public fields this sink needs the privacy stage to add (`pipeline.privacy`).
     wants: frozenset[str] = frozenset()
     #: seconds a flush, close or exit waits for this destination at most.
     timeout = 5.0

@@ -32,11 +32,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind
 
-from ..dispatch import Item
+from lc_observe.pipeline.processor import Item
+from lc_observe.pipeline.serialize import Limits
+from lc_observe.trace_context import otel_span_id, otel_trace_id, parse_traceparent
+
 from ..records import RECORD_BRANCH, RECORD_SPAN
-from ..serialize import Limits
 from .network import NetworkSink, RetryPolicy, is_timeout, quiet_on_mirror_threads
-from .otlp_ids import otel_span_id, otel_trace_id, parse_traceparent
 from .otlp_spans import _SAMPLED, BRANCH_EVENT, SpanBuilder, _ns
 
 _DEFAULT_SERVICE = "lc_observe"

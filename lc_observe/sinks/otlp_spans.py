@@ -1,6 +1,6 @@
 """OpenTelemetry spans from lc_observe records: GenAI semantic conventions and OpenInference.
 
-- **Ids** (`lc_observe.sinks.otlp_ids`): the OTel trace id is the root run's UUID, a span
+- **Ids** (`lc_observe.trace_context`): the OTel trace id is the root run's UUID, a span
   id 8 bytes of BLAKE2b over the run's UUID; both deterministic, so the live export and
   ``lc-observe export --otlp`` give the same ids.  A trace that ran under an OpenTelemetry
   span (its recorded ``traceparent``) joins that trace, its root a child of that span.
@@ -34,10 +34,11 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from ..langgraph import is_node_run
-from ..serialize import Limits, dumps
+from lc_observe.graph_rules import is_node_run
+from lc_observe.pipeline.serialize import Limits, dumps
+from lc_observe.trace_context import otel_span_id, otel_trace_id, parse_traceparent
+
 from . import otlp_content as content
-from .otlp_ids import otel_span_id, otel_trace_id, parse_traceparent
 
 __all__ = [
     "BRANCH_EVENT",
@@ -93,7 +94,7 @@ _OFF = frozenset({"false", "0", "no", "off", "no_content", "none"})
 def capture_content_default() -> bool:
     """Whether content goes on exported spans when the sink is not told: on, unless
     ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` says ``false`` (or
-    ``NO_CONTENT``).  Content is always the redacted public form (`lc_observe.privacy`)."""
+    ``NO_CONTENT``).  Content is always the redacted public form (`lc_observe.pipeline.privacy`)."""
     value = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower()
     return value not in _OFF
 

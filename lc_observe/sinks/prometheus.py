@@ -43,8 +43,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..dispatch import Item
-from ..langgraph import is_node_run, qualified
+from lc_observe.graph_rules import is_node_run, qualified
+from lc_observe.pipeline.processor import Item
+
 from ..records import RECORD_BRANCH, RECORD_SPAN
 
 PREFIX = "lc_observe_"

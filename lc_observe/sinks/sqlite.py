@@ -22,11 +22,10 @@ from typing import Any
 
 import sqlite_utils
 
-from ..dispatch import Item
-from ..errors import StoreError
-from ..privacy import PrivacyStage, json_text
-from ..records import BUDGET_FIELDS, RECORD_BRANCH, RECORD_BUDGET, RECORD_RUNNING, RECORD_SPAN
-from ..schema import (
+from lc_observe.pipeline.privacy import PrivacyStage, json_text
+from lc_observe.pipeline.processor import Item
+from lc_observe.pipeline.serialize import Limits, Redact, dumps
+from lc_observe.storage.schema import (
     BRANCH_COLUMNS,
     JSON_COLUMNS,
     SPAN_COLUMNS,
@@ -34,8 +33,10 @@ from ..schema import (
     configure,
     ensure_schema,
 )
-from ..scores import RECORD_SCORE, SCORE_INSERT, score_row
-from ..serialize import Limits, Redact, dumps
+from lc_observe.storage.scores import RECORD_SCORE, SCORE_INSERT, score_row
+
+from ..errors import StoreError
+from ..records import BUDGET_FIELDS, RECORD_BRANCH, RECORD_BUDGET, RECORD_RUNNING, RECORD_SPAN
 
 logger = logging.getLogger("lc_observe")
 
@@ -157,7 +158,7 @@ def span_row(
     memo: dict[int, Any] | None = None,
     known: KnownText | None = None,
 ) -> tuple:
-    """The ``spans`` row of a public span record (`lc_observe.privacy`), in `SPAN_COLUMNS`
+    """The ``spans`` row of a public span record (`lc_observe.pipeline.privacy`), in `SPAN_COLUMNS`
     order."""
     error = record["error"] or {}
     row: dict[str, Any] = {}
@@ -196,7 +197,7 @@ def branch_row(record: dict[str, Any], limits: Limits) -> tuple:
 
 
 def budget_row(record: dict[str, Any]) -> tuple:
-    """The ``budget_events`` row of a budget event record (`lc_observe.budgets`)."""
+    """The ``budget_events`` row of a budget event record (`lc_observe.capture.budgets`)."""
     row = {key: _bindable(record.get(key)) for key in BUDGET_FIELDS}
     row["time"] = iso(record.get("time"))
     return tuple(row.values())
@@ -212,7 +213,7 @@ def _check_variable_limit(conn: sqlite3.Connection) -> None:
 
 
 class SQLiteSink:
-    """Write public span and branch records (`lc_observe.privacy`) to an lc_observe file.
+    """Write public span and branch records (`lc_observe.pipeline.privacy`) to an lc_observe file.
 
     Args:
         path: the database file; created (mode 0600) with its schema on first write.

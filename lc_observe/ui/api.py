@@ -12,8 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..scores import parse_score_text
-from ..store import TraceStore
+from lc_observe.storage.scores import parse_score_text
+from lc_observe.storage.store import TraceStore
+
 from . import data, params
 
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from lc_observe.storage.store import TraceStore
+
 from ..analysis._time import duration
 from ..errors import TraceNotFoundError
 from ..model import Score, Span, StatRow, Trace
-from ..store import TraceStore
 from ..views import GraphView, TraceView
 from . import params
 

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from lc_observe.storage.store import TRACE_SORTS
+
 from ..analysis._time import duration, is_age
-from ..store import TRACE_SORTS
 
 #: Equality filters of the traces page: query key -> `TraceStore.trace_page` argument.
 TRACE_FILTERS = {

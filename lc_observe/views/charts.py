@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from ..langgraph import is_node_run
+from lc_observe.graph_rules import is_node_run
+
 from ._html import fmt_ms
 from .frames import require_pandas
 
@@ -23,7 +24,7 @@ except ImportError:  # pragma: no cover - exercised only without matplotlib
     raise ImportError("charts need matplotlib: pip install 'lc-observe[notebook]'") from None
 
 if TYPE_CHECKING:
-    from ..store import TimeLike, TraceStore
+    from lc_observe.storage.store import TimeLike, TraceStore
 
 MODEL_KINDS = ("llm", "chat_model")
 

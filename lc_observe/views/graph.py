@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from ..langgraph import namespace, qualified
+from lc_observe.graph_rules import namespace, qualified
+
 from ._html import ERROR_COLOR, esc, fmt_ms, page, wrap
 from .records import table_html
 
 if TYPE_CHECKING:
-    from ..store import TimeLike, TraceStore
+    from lc_observe.storage.store import TimeLike, TraceStore
 
 START = "__start__"
 END = "__end__"

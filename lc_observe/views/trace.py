@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lc_observe.graph_rules import is_node_run
+from lc_observe.views.tree import format_trace, row_preview
+
 from ..conversation import cut
-from ..langgraph import is_node_run
 from ..model import BranchEvent, Span, Trace
-from ..tree import format_trace, row_preview
 from ._html import (
     ERROR_COLOR,
     HTML,

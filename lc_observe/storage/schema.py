@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from .errors import ForeignDatabaseError, SchemaVersionError
+from lc_observe.errors import ForeignDatabaseError, SchemaVersionError
 
 #: ``PRAGMA page_size`` of a new database file.
 PAGE_SIZE = 16_384
@@ -229,8 +229,8 @@ def _add_alerts_v5(db: sqlite_utils.Database) -> None:
 
 def _add_search_v6(db: sqlite_utils.Database) -> None:
     """Version 6: ``spans_fts``, the full-text index of spans, kept by triggers
-    (`lc_observe.search`); spans already stored are indexed now."""
-    from .search import create_index
+    (`lc_observe.storage.search`); spans already stored are indexed now."""
+    from lc_observe.storage.search import create_index
 
     create_index(db.conn)
 

@@ -42,8 +42,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .langgraph import NODE_RUN_SQL, qualified
-from .model import StatRow
+from lc_observe.graph_rules import NODE_RUN_SQL, qualified
+from lc_observe.model import StatRow
 
 SPAN_GROUPS = ("model", "name", "kind", "graph_node")
 TRACE_GROUPS = ("user_id", "session_id", "tag")

@@ -12,7 +12,7 @@ import math
 import time
 from typing import Any, get_args
 
-from .model import ScoreSource
+from lc_observe.model import ScoreSource
 
 #: Where a score came from.
 SOURCES: tuple[str, ...] = get_args(ScoreSource)
@@ -133,7 +133,7 @@ def score_row(record: dict[str, Any], redact: Any = None) -> tuple:
     comment, metadata and error text redacted like span payloads)."""
     from datetime import datetime, timezone
 
-    from .serialize import Limits, dumps, dumps_or_none
+    from lc_observe.pipeline.serialize import Limits, dumps, dumps_or_none
 
     limits = Limits()
     comment = record.get("comment")

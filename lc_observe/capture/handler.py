@@ -23,16 +23,26 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from . import langgraph_hook
-from .budgets import Budget, BudgetTracker
-from .config import Privacy, Queue, Runs, legacy_options
-from .dispatch import Sink, install_sigterm_exit
-from .errors import BudgetExceededError
-from .langgraph import GraphTracker, graph_fields, span_status_for_error
-from .pipeline.fanout import Pipeline
-from .pricing import PriceTable
-from .privacy import PrivacyStage
-from .records import (
+from lc_observe.capture import langgraph_hook
+from lc_observe.capture.budgets import Budget, BudgetTracker
+from lc_observe.capture.langgraph import GraphTracker, span_status_for_error
+from lc_observe.capture.pricing import PriceTable
+from lc_observe.capture.usage import (
+    is_cache_hit,
+    model_and_provider,
+    observe_chunk,
+    request_params,
+    usage_from_result,
+)
+from lc_observe.config import Privacy, Queue, Runs, legacy_options
+from lc_observe.errors import BudgetExceededError
+from lc_observe.graph_rules import graph_fields
+from lc_observe.pipeline.fanout import Pipeline
+from lc_observe.pipeline.privacy import PrivacyStage
+from lc_observe.pipeline.processor import Sink, install_sigterm_exit
+from lc_observe.pipeline.redact import make_redactor
+from lc_observe.pipeline.serialize import Limits, dumps
+from lc_observe.records import (
     BUDGET_FIELDS,
     RECORD_BRANCH,
     RECORD_BUDGET,
@@ -42,17 +52,8 @@ from .records import (
     TOKEN_FIELDS,
     new_span_record,
 )
-from .redact import make_redactor
-from .serialize import Limits, dumps
-from .sinks.otlp_ids import enclosing_traceparent
-from .sinks.sqlite import SQLiteSink
-from .usage import (
-    is_cache_hit,
-    model_and_provider,
-    observe_chunk,
-    request_params,
-    usage_from_result,
-)
+from lc_observe.sinks.sqlite import SQLiteSink
+from lc_observe.trace_context import enclosing_traceparent
 
 logger = logging.getLogger("lc_observe")
 
@@ -138,7 +139,7 @@ def _metric_and_alert_sinks(
     """The Prometheus sink and the alert sink, when asked for (after the SQLite sink)."""
     sinks: list[Sink] = []
     if prometheus is not False and prometheus is not None:
-        from .sinks.prometheus import PrometheusSink
+        from lc_observe.sinks.prometheus import PrometheusSink
 
         sinks.append(PrometheusSink(None if prometheus is True else prometheus))
     if alerts:
@@ -146,7 +147,7 @@ def _metric_and_alert_sinks(
             raise ValueError(
                 "ObsHandler(alerts=...) reads the SQLite file: pass a db_path, not None"
             )
-        from .analysis.alerts import AlertSink
+        from lc_observe.analysis.alerts import AlertSink
 
         sinks.append(AlertSink(db_path, alerts, every=every))
     return sinks
@@ -173,8 +174,8 @@ class ObsHandler(BaseCallbackHandler):
         metadata: merged under every span's metadata (the run's own keys win).
         sinks: more destinations, each on a queue and worker of its own, behind the
             privacy stage: mirrors (`LangSmith(...)`, `OTLP(...)`) or any sink (an object
-            with ``export(batch) -> int``; see `lc_observe.dispatch.Sink`).  They receive
-            public records (`lc_observe.privacy`: JSON-safe, bounded, redacted; read-only).
+            with ``export(batch) -> int``; see `lc_observe.pipeline.processor.Sink`).  They receive
+            public records (`lc_observe.pipeline.privacy`: JSON-safe, bounded, redacted; read-only).
         queue: `Queue` bounds and timing (queue size, batch size, delays, exit flush).
         privacy: `Privacy`: redaction, hidden inputs/outputs, serialization limits.
         runs: `Runs`: bounds of the open-run bookkeeping, LangGraph hints.
@@ -264,7 +265,7 @@ class ObsHandler(BaseCallbackHandler):
                 raise ValueError(
                     "ObsHandler(evaluators=...) evaluates traces in the SQLite file: pass a db_path"
                 )
-            from .analysis.evaluate import EvaluationSink
+            from lc_observe.analysis.evaluate import EvaluationSink
 
             local.append(EvaluationSink(self.db_path, evaluators))
         others = [*sinks, *mirrors]
@@ -370,7 +371,7 @@ class ObsHandler(BaseCallbackHandler):
     def store(self) -> Any:
         """A `TraceStore` over ``db_path``, after flushing what is pending (locally: the
         the other sinks are not waited for)."""
-        from .store import TraceStore
+        from lc_observe.storage.store import TraceStore
 
         if self.db_path is None:
             raise ValueError("this handler writes no SQLite file (db_path=None): no store")
@@ -407,7 +408,7 @@ class ObsHandler(BaseCallbackHandler):
             ValueError / TypeError: a bad name, source or value, or no trace to score.
             TraceNotFoundError: ``trace_id`` / ``span_id`` is not recorded anywhere.
         """
-        from .scores import RECORD_SCORE, score_record
+        from lc_observe.storage.scores import RECORD_SCORE, score_record
 
         given = trace_id
         if trace_id is None and span_id is None:
@@ -661,7 +662,7 @@ class ObsHandler(BaseCallbackHandler):
         self, node_run_id: UUID, path: Any, ends: dict[Any, str] | None, result: Any
     ) -> None:
         """LangGraph resolved a conditional edge inside one of this handler's node runs
-        (called by `lc_observe.langgraph_hook` on the thread that runs the node)."""
+        (called by `lc_observe.capture.langgraph_hook` on the thread that runs the node)."""
         record = self._runs.get(node_run_id.int)
         if record is not None and record.get("_node_run"):
             self._graph.on_branch(record, path, ends, result)
@@ -748,7 +749,7 @@ class ObsHandler(BaseCallbackHandler):
         serialized: dict[str, Any] | None,
         kwargs: dict[str, Any],
     ) -> None:
-        """Model name and provider at start (see `lc_observe.usage`); budgets checked."""
+        """Model name and provider at start (see `lc_observe.capture.usage`); budgets checked."""
         invocation = kwargs.get("invocation_params")
         record["model"], record["provider"] = model_and_provider(
             serialized, record["metadata"], invocation

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
 
-from .store import TimeLike, TraceStore
-from .stored import finished_trace_ids, stored_traces
+from lc_observe.export.replay import finished_trace_ids, stored_traces
+from lc_observe.storage.store import TimeLike, TraceStore
 
 _SPANS_PER_EXPORT = 512
 #: Seconds one OTLP request of ``export_otlp`` may take: a cold MLflow tracking server took
@@ -75,7 +75,7 @@ def export_otlp(
 ) -> OtlpExportResult:
     """Send stored traces to an OpenTelemetry collector (``endpoint``) or ``exporter``, with
     the same span ids, names and attributes as the live export (needs ``[otlp]``)."""
-    from .sinks.otlp import OtlpSink
+    from lc_observe.sinks.otlp import OtlpSink
 
     sink = OtlpSink(exporter, endpoint=endpoint, headers=headers, timeout=timeout)
     result = OtlpExportResult()

@@ -59,7 +59,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .records import TOKEN_FIELDS
+from lc_observe.records import TOKEN_FIELDS
 
 __all__ = [
     "AUDIO_FIELDS",
@@ -71,7 +71,7 @@ __all__ = [
 
 #: Extra keys `usage_from_result` adds, only when reported and non-zero: audio tokens are
 #: part of input/output tokens but priced differently.  Pass them on to
-#: `lc_observe.pricing.PriceTable.cost`; they are not span columns.
+#: `lc_observe.capture.pricing.PriceTable.cost`; they are not span columns.
 AUDIO_FIELDS: tuple[str, ...] = ("input_audio_tokens", "output_audio_tokens")
 
 _COUNT_FIELDS: tuple[str, ...] = (*TOKEN_FIELDS, *AUDIO_FIELDS)

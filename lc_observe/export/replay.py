@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from .errors import TraceNotFoundError
-from .model import BranchEvent, Span
-from .store import TimeLike, TraceStore
+from lc_observe.errors import TraceNotFoundError
+from lc_observe.model import BranchEvent, Span
+from lc_observe.storage.store import TimeLike, TraceStore
 
 
 @dataclass

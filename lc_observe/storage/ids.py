@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import AmbiguousIdError, TraceNotFoundError
+from lc_observe.errors import AmbiguousIdError, TraceNotFoundError
 
 #: Characters a piece of an id needs at least (fewer match too much to be meant).
 MIN_CHARS = 4

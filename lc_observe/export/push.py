@@ -20,13 +20,13 @@ from typing import Any
 
 import sqlite_utils
 
-from .errors import MissingApiKeyError
-from .locking import retry_locked
-from .schema import configure, ensure_schema
-from .sinks.langsmith import LangSmithSink, missing_api_key
-from .sinks.network import RetryPolicy
-from .store import TimeLike, TraceStore
-from .stored import StoredTrace, stored_traces
+from lc_observe.errors import MissingApiKeyError
+from lc_observe.export.replay import StoredTrace, stored_traces
+from lc_observe.sinks.langsmith import LangSmithSink, missing_api_key
+from lc_observe.sinks.network import RetryPolicy
+from lc_observe.storage.locking import retry_locked
+from lc_observe.storage.schema import configure, ensure_schema
+from lc_observe.storage.store import TimeLike, TraceStore
 
 _RUNS_PER_REQUEST = 100
 
@@ -70,7 +70,7 @@ def push_traces(
         force: push traces again even if they were pushed to this destination before.
         retry: retry policy per request.
         busy_timeout: seconds each write to ``db_path`` waits for another writer's lock
-            before it is retried (bounded: `lc_observe.locking`).
+            before it is retried (bounded: `lc_observe.storage.locking`).
     """
     path = os.fspath(db_path)
     if client is None:

@@ -1,6 +1,6 @@
 """Redaction of secrets: one walk over a JSON-safe value, keys and strings alike.
 
-A `Redactor` walks a JSON-safe value (the output of `lc_observe.serialize.to_jsonable`)
+A `Redactor` walks a JSON-safe value (the output of `lc_observe.pipeline.serialize.to_jsonable`)
 and returns a copy where
 
 - every value under a secret-looking dict key is replaced by ``"[REDACTED]"``.  Keys are

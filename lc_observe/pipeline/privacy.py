@@ -6,11 +6,11 @@ fans it out to the sinks -- the SQLite file, the LangSmith and OpenTelemetry mir
 any sink passed as ``sinks=[...]``.  What a sink receives is a *public record*:
 
 - only public keys (the handler's bookkeeping keys, which start with ``_``, are gone);
-- JSON-safe values (`lc_observe.serialize`): dicts with string keys, lists, strings,
+- JSON-safe values (`lc_observe.pipeline.serialize`): dicts with string keys, lists, strings,
   numbers, booleans and None;
 - bounded by `Limits`: every string (error messages and tracebacks included), every
   container's item count, nesting depth, and each field's JSON size;
-- redacted by the handler's redactor: one walk over keys and strings (`lc_observe.redact`),
+- redacted by the handler's redactor: one walk over keys and strings (`lc_observe.pipeline.redact`),
   ids copied to columns (``user_id``, ``session_id``, budget scopes) included, within a
   time budget per record.
 
@@ -31,9 +31,16 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from .records import RECORD_RUNNING, RECORD_SPAN
-from .redact import BUDGET_EXCEEDED, Redactor
-from .serialize import TRUNCATED_KEY, Limits, _clean_str, _encode_plain, dumps, to_jsonable
+from lc_observe.pipeline.redact import BUDGET_EXCEEDED, Redactor
+from lc_observe.pipeline.serialize import (
+    TRUNCATED_KEY,
+    Limits,
+    _clean_str,
+    _encode_plain,
+    dumps,
+    to_jsonable,
+)
+from lc_observe.records import RECORD_RUNNING, RECORD_SPAN
 
 try:
     import orjson

@@ -20,11 +20,10 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from .checks import check_kind, check_source, check_status
-from .errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
-from .langgraph import NODE_RUN_SQL, node_path
-from .locking import retry_locked
-from .model import (
+from lc_observe.checks import check_kind, check_source, check_status
+from lc_observe.errors import DatabaseNotFoundError, StoreError, TraceNotFoundError
+from lc_observe.graph_rules import NODE_RUN_SQL, node_path
+from lc_observe.model import (
     Alert,
     Anomaly,
     BranchEvent,
@@ -38,7 +37,9 @@ from .model import (
     StatRow,
     Trace,
 )
-from .schema import (
+from lc_observe.storage.filters import where_clauses
+from lc_observe.storage.locking import retry_locked
+from lc_observe.storage.schema import (
     BRANCH_COLUMNS,
     BUDGET_COLUMNS,
     JSON_COLUMNS,
@@ -51,13 +52,13 @@ from .schema import (
     ensure_schema,
     read_versions,
 )
-from .times import TimeLike, to_db_time
-from .tree import format_trace
-from .views import GraphView, TraceView
+from lc_observe.times import TimeLike, to_db_time
+from lc_observe.views import GraphView, TraceView
+from lc_observe.views.tree import format_trace
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .analysis.anomalies import AnomalyConfig
-    from .graph_rows import GraphRows
+    from lc_observe.analysis.anomalies import AnomalyConfig
+    from lc_observe.storage.graph import GraphRows
 
 #: Sort keys of `TraceStore.trace_page` and the trace column each sorts by.
 TRACE_SORTS = {
@@ -70,28 +71,6 @@ TRACE_SORTS = {
 M = TypeVar("M", bound=BaseModel)
 
 
-def _filters(
-    equals: dict[str, Any],
-    time_column: str,
-    since: TimeLike | None,
-    until: TimeLike | None,
-) -> tuple[list[str], list[Any]]:
-    """WHERE clauses and bound parameters: ``column = ?`` for each value that is not None,
-    and ``since <= time_column < until``.  Column names come from this module, never users."""
-    where, params = ["1=1"], []
-    for column, value in equals.items():
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        where.append(f"{time_column} >= ?")
-        params.append(to_db_time(since))
-    if until is not None:
-        where.append(f"{time_column} < ?")
-        params.append(to_db_time(until))
-    return where, params
-
-
 def _parse(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
     for key in JSON_COLUMNS.intersection(data):
@@ -101,7 +80,7 @@ def _parse(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _score(row: sqlite3.Row) -> Score:
-    from .scores import score_value
+    from lc_observe.storage.scores import score_value
 
     data = _parse(row)
     data["value"] = score_value(data)
@@ -130,7 +109,7 @@ class TraceStore:
         path: the database file written by `ObsHandler` (default ``$LC_OBSERVE_DB`` or
             ``./lc_observe.db``).
         busy_timeout: seconds a write (`purge`, a migration on open) waits for another
-            writer's lock before it retries (bounded; see `lc_observe.locking`).
+            writer's lock before it retries (bounded; see `lc_observe.storage.locking`).
         read_only: open the file read-only (SQLite ``mode=ro``): every write raises, and a
             file of an older schema version is refused rather than migrated.
 
@@ -365,7 +344,7 @@ class TraceStore:
             "user_id": user_id,
             "session_id": session_id,
         }
-        where, params = _filters(equals, "start_time", since, until)
+        where, params = where_clauses(equals, "start_time", since, until)
         if has_errors is not None:  # the root failed, or any span in it did
             failed = "(status = 'error' OR coalesce(error_count, 0) > 0)"
             where.append(failed if has_errors else f"NOT {failed}")
@@ -379,14 +358,14 @@ class TraceStore:
 
     def resolve_trace_id(self, trace_id: str) -> str:
         """The full id of the trace ``trace_id`` stands for: a whole id or any unique piece
-        of one (at least 4 characters), e.g. the short id views show (`lc_observe.ids`).
+        of one (at least 4 characters), e.g. the short id views show (`lc_observe.storage.ids`).
 
         Every method taking a trace id resolves it this way, and raises
         `TraceNotFoundError` for an id that matches no trace (``AmbiguousIdError``, a
         subclass, for a piece that matches several): `trace`, `spans`, `branches`,
         `scores`, `path`, `view`, `format_trace`, `print_trace`, `diff`.
         """
-        from .ids import resolve_trace_id
+        from lc_observe.storage.ids import resolve_trace_id
 
         return resolve_trace_id(self._query, trace_id, self.db_path)
 
@@ -437,7 +416,7 @@ class TraceStore:
         trace = None if trace_id is None else self.resolve_trace_id(trace_id)
         kind = self._check_kind(kind)
         equals = {"trace_id": trace, "kind": kind, "name": name, "status": check_status(status)}
-        where, params = _filters(equals, "start_time", since, until)
+        where, params = where_clauses(equals, "start_time", since, until)
         sql = (
             f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE {' AND '.join(where)} "
             "ORDER BY start_time, rowid"
@@ -471,7 +450,7 @@ class TraceStore:
         `spans`: resolved, unknown ids raise `TraceNotFoundError`)."""
         trace = None if trace_id is None else self.resolve_trace_id(trace_id)
         equals = {"trace_id": trace, "source": source, "condition": condition}
-        where, params = _filters(equals, "time", since, until)
+        where, params = where_clauses(equals, "time", since, until)
         sql = (
             f"SELECT {', '.join(BRANCH_COLUMNS)} FROM branch_events "
             f"WHERE {' AND '.join(where)} ORDER BY time, id"
@@ -493,7 +472,7 @@ class TraceStore:
         decision to several destinations counts for each, so the rates of one source may
         add up to more than 1; a decision with no known destination counts as ``None``.
         """
-        where, params = _filters({"b.source": source}, "b.time", since, until)
+        where, params = where_clauses({"b.source": source}, "b.time", since, until)
         sql = f"""
             WITH selected AS (SELECT * FROM branch_events b WHERE {" AND ".join(where)}),
             decisions AS (SELECT source, count(*) AS n FROM selected GROUP BY source),
@@ -563,7 +542,7 @@ class TraceStore:
     ) -> list[StatRow]:
         """Count, error rate, latency p50/p95/p99, TTFT, tokens, cost, LLM-cache hit rate
         and mean scores per group, over spans or traces that started in ``[since, until)``;
-        the largest groups first.  See `lc_observe.stats` for what each ``by`` counts
+        the largest groups first.  See `lc_observe.storage.stats` for what each ``by`` counts
         (``"metadata.KEY"`` groups traces by a metadata value).  An LLM judge's own runs
         count only with ``include_judge=True``.
 
@@ -571,17 +550,17 @@ class TraceStore:
         >>> store.stats(by="metadata.prompt_version")          # doctest: +SKIP
         >>> store.stats_df(by="user_id")                       # doctest: +SKIP
         """
-        from . import stats
+        from lc_observe.storage import stats
 
         stats.check_group(by)
         if by in stats.SPAN_GROUPS:
-            where, params = _filters({}, "start_time", since, until)
+            where, params = where_clauses({}, "start_time", since, until)
             scored = self._has_scores()
             sql = stats.span_groups_sql(by, where, include_judge, with_ids=scored)
             rows = self._query(sql, params)
             scores = self._query(stats.scores_sql(sql), params) if scored and rows else []
             return RecordList(stats.span_stats(by, rows, scores))
-        where, params = _filters({}, "traces.start_time", since, until)
+        where, params = where_clauses({}, "traces.start_time", since, until)
         traces_sql, models_sql = stats.trace_groups_sql(by, where, include_judge)
         traces = self._query(traces_sql, params)
         models = self._query(models_sql, params)
@@ -609,7 +588,7 @@ class TraceStore:
         >>> print(cmp)                                                        # doctest: +SKIP
         >>> [row.metric for row in cmp.significant]                           # doctest: +SKIP
         """
-        from .analysis.compare import compare
+        from lc_observe.analysis.compare import compare
 
         return compare(self, by, a, b, since=since, until=until, alpha=alpha)
 
@@ -623,7 +602,7 @@ class TraceStore:
         >>> print(d)                                      # doctest: +SKIP
         >>> d.branch_differences, d.changed               # doctest: +SKIP
         """
-        from .analysis.diff import diff
+        from lc_observe.analysis.diff import diff
 
         return diff(self, self.resolve_trace_id(trace_a), self.resolve_trace_id(trace_b))
 
@@ -651,7 +630,7 @@ class TraceStore:
 
         >>> store.anomalies(since="1h", baseline="7d", by="model")   # doctest: +SKIP
         """
-        from .analysis.anomalies import find_anomalies
+        from lc_observe.analysis.anomalies import find_anomalies
 
         found = find_anomalies(
             self, since=since, until=until, baseline=baseline, by=by, config=config
@@ -666,7 +645,7 @@ class TraceStore:
         until: TimeLike | None = None,
     ) -> list[Alert]:
         """Alerts that fired (`ObsHandler(alerts=...)`), oldest first."""
-        where, params = _filters({"rule": rule}, "time", since, until)
+        where, params = where_clauses({"rule": rule}, "time", since, until)
         sql = f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY time, id"
         return RecordList(Alert.model_validate(_parse(r)) for r in self._query(sql, params))
 
@@ -682,14 +661,14 @@ class TraceStore:
         """Budgets used up (`lc_observe.Budget`), oldest first."""
         trace = None if trace_id is None else str(trace_id)
         equals = {"trace_id": trace, "per": per, "scope": scope}
-        where, params = _filters(equals, "time", since, until)
+        where, params = where_clauses(equals, "time", since, until)
         sql = (
             f"SELECT {', '.join(BUDGET_COLUMNS)} FROM budget_events "
             f"WHERE {' AND '.join(where)} ORDER BY time, id"
         )
         return RecordList(BudgetExceeded.model_validate(dict(r)) for r in self._query(sql, params))
 
-    # -- scores (code in lc_observe.scores; evaluators in lc_observe.evaluate) ---------------
+    # -- scores (code in storage.scores; evaluators in lc_observe.evaluate) --------------------
 
     def add_score(
         self,
@@ -717,7 +696,7 @@ class TraceStore:
             TraceNotFoundError: no trace (or span) with that id in this file.
             ValueError / TypeError: a bad name, source or value; the message says which.
         """
-        from .scores import score_record
+        from lc_observe.storage.scores import score_record
 
         if name is None:
             raise ValueError("add_score() needs a name, e.g. add_score(trace_id, 'helpful', True)")
@@ -766,9 +745,9 @@ class TraceStore:
 
     def _insert_scores(self, records: list[dict[str, Any]]) -> list[int]:
         """Insert score records in one transaction (retried while another writer holds the
-        lock, as every writer here is: `lc_observe.locking`); returns their row ids."""
-        from .redact import make_redactor
-        from .scores import SCORE_INSERT, score_row
+        lock, as every writer here is: `lc_observe.storage.locking`); returns their row ids."""
+        from lc_observe.pipeline.redact import make_redactor
+        from lc_observe.storage.scores import SCORE_INSERT, score_row
 
         redact = make_redactor(True)  # comments may hold what span payloads may: redact alike
         rows = [score_row(record, redact) for record in records]
@@ -818,7 +797,7 @@ class TraceStore:
             "source": check_source(source),
             "author": author,
         }
-        where, params = _filters(equals, "time", since, until)
+        where, params = where_clauses(equals, "time", since, until)
         sql = (
             f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE {' AND '.join(where)} "
             "ORDER BY time, id"
@@ -841,7 +820,7 @@ class TraceStore:
 
         >>> store.score_stats(source="judge")                 # doctest: +SKIP
         """
-        where, params = _filters(
+        where, params = where_clauses(
             {"name": name, "source": check_source(source)}, "time", since, until
         )
         rows = self._query(
@@ -891,7 +870,7 @@ class TraceStore:
 
         >>> store.scores_df(source="judge").groupby("name")["numeric"].mean()  # doctest: +SKIP
         """
-        from .views.frames import frame, require_pandas
+        from lc_observe.views.frames import frame, require_pandas
 
         items = self.scores(trace_id, **filters)
         df = frame(items, Score)
@@ -913,7 +892,7 @@ class TraceStore:
         cutoff = to_db_time(older_than)
         deleted = retry_locked(lambda: self._purge(cutoff), path=self.db_path, what="purge")
         if vacuum:
-            from .search import rebuild_index
+            from lc_observe.storage.search import rebuild_index
 
             retry_locked(lambda: self._conn.execute("VACUUM"), path=self.db_path, what="VACUUM")
             # VACUUM may renumber the rowids the search index points to
@@ -934,7 +913,7 @@ class TraceStore:
             )
         return deleted
 
-    # -- full-text search (code in lc_observe.search) ------------------------------------------
+    # -- full-text search (code in storage.search) ------------------------------------------
 
     def search(
         self,
@@ -955,7 +934,7 @@ class TraceStore:
         >>> store.search("Paris", kind="tool", since="7d")            # doctest: +SKIP
         >>> store.view(store.search("refund policy")[0].trace_id)     # doctest: +SKIP
         """
-        from .search import match_query, search_sql, snippet
+        from lc_observe.storage.search import match_query, search_sql, snippet
 
         query = match_query(text)
         where, params = [], []
@@ -1061,7 +1040,7 @@ class TraceStore:
         >>> store.graph()                              # SVG in a notebook  # doctest: +SKIP
         >>> print(store.graph(trace_id=tid).mermaid)   # Mermaid text  # doctest: +SKIP
         """
-        from .views.graph import observe
+        from lc_observe.views.graph import observe
 
         observed, others = observe(
             self, name, since=since, until=until, trace_id=trace_id, limit=limit
@@ -1078,13 +1057,13 @@ class TraceStore:
         limit: int = 1_000,
     ) -> GraphRows:
         """The node-run and routing rows `graph` draws graph ``name`` from (its ``limit``
-        newest traces): a `lc_observe.graph_rows.GraphRows`.
+        newest traces): a `lc_observe.storage.graph.GraphRows`.
 
         Raises:
             TraceNotFoundError: ``trace_id`` is not in the file.
             ValueError: that trace ran no LangGraph graph.
         """
-        from .graph_rows import graph_rows
+        from lc_observe.storage.graph import graph_rows
 
         return graph_rows(
             self._query, self.db_path, name, to_db_time(since), to_db_time(until), trace_id, limit
@@ -1096,7 +1075,7 @@ class TraceStore:
         >>> df = store.spans_df(kind="chat_model")          # doctest: +SKIP
         >>> df.groupby("model")["cost_usd"].sum()           # doctest: +SKIP
         """
-        from .views.frames import SPAN_ERROR_COLUMNS, frame
+        from lc_observe.views.frames import SPAN_ERROR_COLUMNS, frame
 
         return frame(self.spans(trace_id, **filters), Span, flatten=SPAN_ERROR_COLUMNS)
 
@@ -1105,7 +1084,7 @@ class TraceStore:
 
         >>> store.traces_df(since=timedelta(hours=1))["latency_ms"].quantile(0.95)  # doctest: +SKIP
         """
-        from .views.frames import frame
+        from lc_observe.views.frames import frame
 
         if limit is None:
             items: list[Trace] = list(self.iter_traces(page_size=1_000, **filters))
@@ -1119,13 +1098,13 @@ class TraceStore:
         >>> df = store.branches_df(source="router")                 # doctest: +SKIP
         >>> df["destinations"].explode().value_counts()             # doctest: +SKIP
         """
-        from .views.frames import frame
+        from lc_observe.views.frames import frame
 
         return frame(self.branches(trace_id, **filters), BranchEvent)
 
     def branch_stats_df(self, source: str | None = None, **filters: Any) -> Any:
         """`branch_stats` as a DataFrame (source, destination, count, decisions, rate)."""
-        from .views.frames import frame
+        from lc_observe.views.frames import frame
 
         return frame(self.branch_stats(source, **filters), BranchStat)
 
@@ -1134,7 +1113,7 @@ class TraceStore:
 
         >>> store.stats_df(by="graph_node")[["group", "latency_p95_ms"]]  # doctest: +SKIP
         """
-        from .views.frames import frame
+        from lc_observe.views.frames import frame
 
         return frame(self.stats(by, **kwargs), StatRow)
 
@@ -1143,7 +1122,7 @@ class TraceStore:
 
         >>> store.plot_latency(by="graph_node")        # doctest: +SKIP
         """
-        from .views import charts
+        from lc_observe.views import charts
 
         return charts.plot_latency(self, by, **kwargs)
 
@@ -1152,7 +1131,7 @@ class TraceStore:
 
         >>> store.plot_cost(by="user_id", freq="1D")   # doctest: +SKIP
         """
-        from .views import charts
+        from lc_observe.views import charts
 
         return charts.plot_cost(self, by, freq=freq, **kwargs)
 
@@ -1161,7 +1140,7 @@ class TraceStore:
 
         >>> store.plot_tokens(by="model")              # doctest: +SKIP
         """
-        from .views import charts
+        from lc_observe.views import charts
 
         return charts.plot_tokens(self, by, freq=freq, **kwargs)
 
@@ -1170,7 +1149,7 @@ class TraceStore:
 
         >>> store.plot_branch_rates(source="router")   # doctest: +SKIP
         """
-        from .views import charts
+        from lc_observe.views import charts
 
         return charts.plot_branch_rates(self, source, **kwargs)
 

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import TraceNotFoundError
-from .langgraph import NODE_RUN_SQL
+from lc_observe.errors import TraceNotFoundError
+from lc_observe.graph_rules import NODE_RUN_SQL
 
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
 

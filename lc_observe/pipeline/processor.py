@@ -43,7 +43,7 @@ class Sink(Protocol):
     """The exporter contract of every destination (as OpenTelemetry's ``SpanExporter``).
 
     Runs on its destination's worker thread only.  An `ObsHandler`'s sinks receive public
-    records (`lc_observe.privacy`): JSON-safe, bounded, redacted, without the handler's
+    records (`lc_observe.pipeline.privacy`): JSON-safe, bounded, redacted, without the handler's
     private keys; records of one batch may share values, so a sink treats them as
     read-only.  A sink does not queue, batch or run threads: its processor does.
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import DatabaseLockedError
+from lc_observe.errors import DatabaseLockedError
 
 T = TypeVar("T")
 

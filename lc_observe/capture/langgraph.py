@@ -15,7 +15,7 @@ What LangGraph reports (langgraph 1.x; docs/langgraph.md has the probe and the l
 
 Where decisions come from:
 
-- conditional edges, traced or not, from `lc_observe.langgraph_hook`, which hands over
+- conditional edges, traced or not, from `lc_observe.capture.langgraph_hook`, which hands over
   each result LangGraph resolved (the routing function, its path_map, the node run).
   A decision is held on its node run and emitted only when that run succeeds: a task that
   fails or is interrupted has its writes discarded by LangGraph, so nothing was applied;
@@ -30,9 +30,11 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from lc_observe.graph_rules import START_NODE, is_node_run, namespace, qualified
 
 try:  # langgraph is a required dependency; the guard keeps this module importable alone
     from langgraph.constants import END
@@ -43,34 +45,9 @@ except ImportError:  # pragma: no cover
     GraphInterrupt = ParentCommand = ()  # type: ignore[assignment,misc]
     Command = Send = ()  # type: ignore[assignment,misc]
 
-START_NODE = "__start__"  # LangGraph's hidden input node: conditional edges from START
 _MAX_TRACES = 10_000  # traces with pending state kept at most (oldest dropped)
 _FIRST_ROUTE_STEP = 2  # seq:step:1 is the node function; routing runs come after it
 _FIRST_BRANCH_STEP = 3  # fallback: 2 is the state write, then one step per conditional edge
-
-
-def graph_fields(metadata: dict[str, Any]) -> tuple[str | None, int | None, str | None]:
-    """``(graph_node, graph_step, checkpoint_ns)`` from a run's LangGraph metadata."""
-    step = metadata.get("langgraph_step")
-    return (
-        metadata.get("langgraph_node"),
-        step if isinstance(step, int) else None,
-        metadata.get("langgraph_checkpoint_ns"),
-    )
-
-
-def is_node_run(tags: Iterable[str] | None, graph_node: str | None) -> bool:
-    """Whether a run is a LangGraph node's own run (not something inside a node).
-
-    The one rule: LangGraph tags exactly its node runs ``graph:step:N``."""
-    return graph_node is not None and any(str(t).startswith("graph:step:") for t in tags or ())
-
-
-#: `is_node_run` as SQL over the ``spans`` table (a node's run is also named after it).
-NODE_RUN_SQL = (
-    "graph_node IS NOT NULL AND name = graph_node AND EXISTS "
-    "(SELECT 1 FROM json_each(spans.tags) WHERE value LIKE 'graph:step:%')"
-)
 
 
 def span_status_for_error(error: BaseException) -> str:
@@ -80,47 +57,6 @@ def span_status_for_error(error: BaseException) -> str:
     if isinstance(error, ParentCommand):  # Command(graph=PARENT): routing, not a failure
         return "ok"
     return "error"
-
-
-def namespace(checkpoint_ns: str | None) -> str:
-    """The graph a node belongs to: its checkpoint namespace without its own segment."""
-    if not checkpoint_ns:
-        return ""
-    return checkpoint_ns.rpartition("|")[0]
-
-
-def qualified(node: str, checkpoint_ns: str | None) -> str:
-    """``node`` prefixed by the nodes of the enclosing subgraphs: ``outer/inner``."""
-    if not checkpoint_ns or "|" not in checkpoint_ns:
-        return node
-    outer = [
-        part.split(":", 1)[0]
-        for part in namespace(checkpoint_ns).split("|")
-        if part and not part.isdigit()
-    ]
-    return "/".join([*outer, node])
-
-
-def node_path(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Qualified node names of node runs (``graph_node``, ``graph_step``, ``checkpoint_ns``)
-    in canonical order: by superstep, then name, then task id, each subgraph's nodes right
-    after the node that ran it; ``__start__`` left out."""
-    steps: dict[str, tuple[Any, str, str]] = {}  # namespace segment -> its order key
-    nodes = []
-    for row in rows:
-        ns = row["checkpoint_ns"] or ""
-        segment = ns.rpartition("|")[2]
-        steps[segment] = (
-            row["graph_step"] if row["graph_step"] is not None else -1,
-            row["graph_node"],
-            segment,
-        )
-        nodes.append((ns, row["graph_node"]))
-
-    def key(item: tuple[str, str]) -> tuple:
-        return tuple(steps.get(part, (-1, part, part)) for part in item[0].split("|") if part)
-
-    return [qualified(node, ns) for ns, node in sorted(nodes, key=key) if node != START_NODE]
 
 
 def _seq_step(tags: Iterable[str]) -> int | None:
@@ -211,7 +147,7 @@ class GraphTracker:
     resolved a conditional edge inside a node run, `on_end` when a run finished (returns
     the events ready now) and `on_trace_end` when the root finished (returns the rest and
     forgets the trace).  ``hooked`` says whether `on_branch` is fed (see
-    `lc_observe.langgraph_hook`); without it, traced routing runs are read instead.
+    `lc_observe.capture.langgraph_hook`); without it, traced routing runs are read instead.
     """
 
     def __init__(self, *, hooked: bool = True) -> None:

@@ -8,7 +8,7 @@ every message); and ``error`` (type and message).
 
 Triggers on ``spans`` keep it exact: an insert indexes the row, a delete (``purge``, or
 the ``INSERT OR REPLACE`` of a span's final row over its running snapshot, with
-``PRAGMA recursive_triggers`` on, as `lc_observe.schema.configure` sets for every
+``PRAGMA recursive_triggers`` on, as `lc_observe.storage.schema.configure` sets for every
 connection) removes it first.  So the index is written by whoever writes ``spans``: the
 SQLite sink on the handler's writer thread, never the application's thread.
 

@@ -6,8 +6,8 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 
-from .conversation import Part, call_text, compact, cut, message_text, preview, read_span
-from .model import BranchEvent, Span
+from lc_observe.conversation import Part, call_text, compact, cut, message_text, preview, read_span
+from lc_observe.model import BranchEvent, Span
 
 _STATUS_MARK = {"ok": "ok", "error": "ERROR", "interrupted": "interrupted", "running": "running"}
 

@@ -21,7 +21,7 @@ How tokens are priced (field names of `lc_observe.records.TOKEN_FIELDS`): cache 
 (``cached_tokens``) at the cached-input price, cache writes (``cache_creation_tokens``) at
 the cache-write price, the rest of ``input_tokens`` at the input price; ``reasoning_tokens``
 at the reasoning price, the rest of ``output_tokens`` at the output price; audio tokens
-(`lc_observe.usage.AUDIO_FIELDS`) at the audio prices.  A part without its own price is
+(`lc_observe.capture.usage.AUDIO_FIELDS`) at the audio prices.  A part without its own price is
 charged as its whole (cache reads at the input price, reasoning at the output price ...).
 Tiered prices ("above 200k input tokens") apply to the whole call, as providers bill them.
 Batch, flex and priority rates, and time-of-day discounts, are not applied.
@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 __all__ = ["PRICE_KEYS", "PriceTable", "Rates"]
 
-logger = logging.getLogger("lc_observe.pricing")
+logger = logging.getLogger("lc_observe.capture.pricing")
 
 #: A price in USD per million tokens, or ``(base, ((start, price), ...))`` when the price
 #: changes once a call's input tokens exceed ``start``.
@@ -81,7 +81,7 @@ GENAI_PRICE_KEYS: dict[str, str] = {
     "requests_kcount": "request",  # per thousand calls; divided by 1000 on import
 }
 
-BUNDLED = Path(__file__).with_name("data") / "prices.json"
+BUNDLED = Path(__file__).parents[1] / "data" / "prices.json"
 
 Source = Literal["auto", "genai-prices", "bundled"]
 
@@ -139,7 +139,7 @@ class PriceTable:
     ) -> float | None:
         """USD cost of one call with these token counts, or ``None`` when it cannot be known.
 
-        ``fields`` is what `lc_observe.usage.usage_from_result` returns (or a span record).
+        ``fields`` is what `lc_observe.capture.usage.usage_from_result` returns (or a span record).
         ``None`` when the model is unknown, when no token count was reported, or when the
         counts contradict each other (more cached than input tokens).
         """

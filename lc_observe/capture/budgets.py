@@ -7,7 +7,7 @@
 ... ])                                                            # doctest: +SKIP
 
 Spending is counted when a chat model or LLM call ends: its ``cost_usd`` (calls whose
-model has no price count no cost; see `lc_observe.pricing`) and its ``total_tokens``.
+model has no price count no cost; see `lc_observe.capture.pricing`) and its ``total_tokens``.
 LLM-cache hits spend nothing.  A budget is *used up* for a scope (one trace, one user,
 one session or one UTC day) once its spending reaches ``max_cost_usd`` or ``max_tokens``;
 that moment is a `BudgetExceeded` event, emitted once per budget and scope:
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from .errors import BudgetExceededError
-from .model import BudgetExceeded
+from lc_observe.errors import BudgetExceededError
+from lc_observe.model import BudgetExceeded
 
 __all__ = ["Budget", "BudgetExceeded", "BudgetExceededError", "BudgetTracker"]
 
