@@ -12,20 +12,14 @@ round by round; the median is printed with the ratio of the largest size to the 
 
 Search (``TraceStore.search``, schema version 6) is timed when this lc_observe has it.
 
-The schema has an index on the start time (and user, session), so the newest-first pages
-are index range scans; sorting by latency, cost or tokens scans the ``traces`` table.
-``--sort-indexes`` adds, to separate copies of the databases, the expression indexes that
-`TraceStore.trace_page` can use for those sorts (``coalesce(latency_ms, -1), trace_id`` ...),
-to measure what a schema version adding them would give:
-
-    python benchmarks/ui.py --sort-indexes
+The schema indexes the start time (and user, session), and since version 8 the sort keys
+(latency, cost, tokens), so every page here is an index range scan.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,16 +39,6 @@ PAGES: dict[str, str] = {
     "traces: 5 days ago": "/traces?since=5d",
     "api: by tokens, ascending": "/api/traces?sort=tokens&order=asc",
 }
-
-
-#: Indexes a later schema version could add for the sorted pages (see the module doc).
-SORT_INDEXES = [
-    "CREATE INDEX IF NOT EXISTS idx_traces_sort_latency "
-    "ON traces (coalesce(latency_ms, -1), trace_id)",
-    "CREATE INDEX IF NOT EXISTS idx_traces_sort_cost ON traces (coalesce(cost_usd, -1), trace_id)",
-    "CREATE INDEX IF NOT EXISTS idx_traces_sort_tokens "
-    "ON traces (coalesce(total_tokens, -1), trace_id)",
-]
 
 
 def size_arg(text: str) -> int:
@@ -77,9 +61,6 @@ def main() -> None:
     parser.add_argument("--sizes", default="10k,1M", help="span counts (default 10k,1M)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
     parser.add_argument("--keep", metavar="DIR", help="build into (and reuse from) DIR")
-    parser.add_argument(
-        "--sort-indexes", action="store_true", help="add the sort indexes (separate files)"
-    )
     args = parser.parse_args()
     sizes = [size_arg(s) for s in args.sizes.split(",")]
     tmp = None if args.keep else tempfile.TemporaryDirectory()
@@ -89,16 +70,10 @@ def main() -> None:
     try:
         print("building databases (benchmarks/query.py's build_db)")
         for size in sizes:
-            suffix = "-sort-indexes" if args.sort_indexes else ""
-            path = os.path.join(directory, f"query-{size}{suffix}.db")
+            path = os.path.join(directory, f"query-{size}.db")
             if not os.path.exists(path):
                 begin = time.perf_counter()
                 build_db(path, size)
-                if args.sort_indexes:
-                    with sqlite3.connect(path) as conn:
-                        for sql in SORT_INDEXES:
-                            conn.execute(sql)
-                        conn.execute("ANALYZE")
                 print(f"  {size:>9,} spans: {time.perf_counter() - begin:.1f} s")
             else:
                 print(f"  {size:>9,} spans: reusing {path}")

@@ -489,3 +489,19 @@ def test_trace_page_is_a_public_store_method(store, rec) -> None:
     with pytest.raises(ValueError, match="not both"):
         store.trace_page(after=following, before=following)
     assert store.trace_page(name="no such trace") == ([], None, None)
+
+
+@pytest.mark.parametrize("sort", ["latency", "cost", "tokens", "start_time"])
+def test_a_sorted_trace_page_reads_an_index_not_every_trace(store, sort) -> None:
+    """Schema 8's sort indexes: SQLite's own plan for the query `trace_page` runs, sorted
+    by each key, walks an index: no temporary B-tree sorting every trace (ties of one start
+    time may still be sorted apart: "FOR RIGHT PART OF ORDER BY")."""
+    executed: list[str] = []
+    store._conn.set_trace_callback(executed.append)
+    try:
+        store.trace_page(limit=5, sort=sort)
+    finally:
+        store._conn.set_trace_callback(None)
+    (sql,) = [s for s in executed if "sort_key" in s]
+    plan = " ".join(row[3] for row in store._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "USING INDEX" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
