@@ -36,9 +36,9 @@ from typing import Any, Literal
 from lc_observe.pipeline.processor import Item
 from lc_observe.storage.schema import ALERT_COLUMNS, configure
 from lc_observe.storage.stats import percentile
+from lc_observe.times import duration as _duration
 
 from ..model import Alert
-from ._time import duration as _duration
 
 logger = logging.getLogger("lc_observe")
 

@@ -49,10 +49,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lc_observe.graph_rules import NODE_RUN_SQL, node_path, qualified
 from lc_observe.storage import stats
+from lc_observe.times import duration, is_age
 
 from ..model import Anomaly
 from . import significance as sig
-from ._time import duration, is_age
 
 if TYPE_CHECKING:  # pragma: no cover
     from lc_observe.storage.store import TimeLike, TraceStore
