@@ -1,7 +1,7 @@
 """OTLP export into real backends: Arize Phoenix and an MLflow tracking server on 127.0.0.1.
 
 Each backend is started by the tests (temporary directory, its own SQLite database) and
-receives a tool-calling agent twice: live (``ObsHandler(otlp_endpoint=...)``) and from a
+receives a tool-calling agent twice: live (``ObsHandler(sinks=[OTLP(...)])``) and from a
 file (``lc-observe export --otlp``).  What each backend's own client reads back is
 compared span by span with what the local store holds (`TraceStore`, the truth) and with
 LangChain's own record of the runs (a run collector).
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import OTLP, ObsHandler, TraceStore
 from lc_observe.cli import main
 from lc_observe.model import Span
 from lc_observe.sinks.otlp_ids import otel_span_id
@@ -67,12 +67,14 @@ def hex_id(run_id: str) -> str:
 
 
 def record_live(db: Path, endpoint: str, user: str) -> dict[str, Any]:
-    obs = ObsHandler(db, otlp_endpoint=endpoint, network_timeout=60)
+    obs = ObsHandler(db, sinks=[OTLP(endpoint, timeout=60)])
     collector = run_agent(obs, user=user)
     assert obs.flush(120)
     stats = obs.stats["otlp"]
     obs.close()
-    assert stats["failed"] == 0, stats
+    assert stats["spans_failed"] == stats["spans_unknown"] == 0, stats
+    with TraceStore(db, read_only=True) as store:
+        assert stats["spans_sent"] == len(store.spans()), stats  # every span was exported
     return all_runs(collector)
 
 
