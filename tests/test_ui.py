@@ -23,16 +23,12 @@ pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, SearchHit, TraceStore
 from lc_observe.errors import StoreError
 from lc_observe.ui import create_app, is_loopback
 from lc_observe.ui.app import CSP
 from tests.runs import branching_graph, flatten, run_tree, span_tree
 from tests.ui_data import HOSTILE, Recorded, build, run
-
-needs_search = pytest.mark.skipif(
-    not hasattr(TraceStore, "search"), reason="needs full-text search"
-)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +114,7 @@ def test_sorts_and_keyset_pages_cover_every_trace_once(client, store, sort, fiel
 def test_pages_do_not_shift_while_an_app_writes(tmp_path: Path) -> None:
     rec = Recorded(tmp_path / "live.db")
     graph = branching_graph()
-    with ObsHandler(rec.db_path, schedule_delay=0.05) as handler:
+    with ObsHandler(rec.db_path, queue=Queue(schedule_delay=0.05)) as handler:
         for n in range(4):
             run(handler, graph, {"n": n}, rec, name="router")
         assert handler.flush(10)
@@ -225,7 +221,7 @@ def test_static_files_are_local(client) -> None:
 
 def test_add_score_writes_through_the_store(tmp_path: Path) -> None:
     rec = Recorded(tmp_path / "score.db")
-    with ObsHandler(rec.db_path, schedule_delay=0.05) as handler:
+    with ObsHandler(rec.db_path, queue=Queue(schedule_delay=0.05)) as handler:
         trace_id = run(handler, branching_graph(), {"n": 20}, rec, name="router")
         assert handler.flush(10)
     client = TestClient(create_app(str(rec.db_path)), base_url="http://127.0.0.1")
@@ -356,7 +352,6 @@ def test_every_page_renders(client, rec) -> None:
 # -- search (TraceStore.search, schema version 6) --------------------------------------------
 
 
-@needs_search
 def test_search_api_finds_a_prompt(client, store, rec) -> None:
     body = client.get("/api/search?q=onerror").json()
     hits = store.search("onerror")
@@ -366,12 +361,15 @@ def test_search_api_finds_a_prompt(client, store, rec) -> None:
     assert 'id="hits"' in page and "<img src=x" not in page
 
 
-def test_search_without_full_text_support_says_so(client) -> None:
-    if hasattr(TraceStore, "search"):
-        pytest.skip("this lc_observe has full-text search")
-    response = client.get("/api/search?q=onerror")
-    assert response.status_code == 501 and "full-text search" in response.json()["error"]
+def test_search_hits_carry_the_fields_of_search_hit(client, store) -> None:
+    body = client.get("/api/search?q=onerror&since=30d&kind=chat_model").json()
+    hits = store.search("onerror", since="30d", kind="chat_model")
+    assert hits, "the hostile prompt is in a chat model's input"
+    assert body["hits"] == [h.model_dump(mode="json") for h in hits]
+    assert set(body["hits"][0]) == set(SearchHit.model_fields)
     assert client.get("/api/search").status_code == 400
+    bad = client.get("/api/search?q=onerror&since=yesterday")
+    assert bad.status_code == 400 and "'1d'" in bad.json()["error"]
 
 
 def test_collector_and_store_agree_on_model_calls(store, rec) -> None:
@@ -452,7 +450,7 @@ def test_a_running_trace_shows_and_its_page_refreshes_when_it_ends(tmp_path: Pat
     builder.add_edge("slow", END)
     graph = builder.compile()
     rec = Recorded(tmp_path / "running.db")
-    with ObsHandler(rec.db_path, schedule_delay=0.05) as handler:
+    with ObsHandler(rec.db_path, queue=Queue(schedule_delay=0.05)) as handler:
         run(handler, branching_graph(), {"n": 1}, rec, name="router")  # the file exists
         worker = threading.Thread(target=run, args=(handler, graph, {}, rec), kwargs={"name": "g"})
         worker.start()

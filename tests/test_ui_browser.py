@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, TraceStore
 from tests.runs import branching_graph
 from tests.ui_data import Recorded, build, run
 from tests.ui_server import CHROMIUM, browser, serving
@@ -31,9 +31,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(bool(_missing), reason=f"needs {' and '.join(_missing)}"),
 ]
-needs_search = pytest.mark.skipif(
-    not hasattr(TraceStore, "search"), reason="needs full-text search"
-)
 WAIT_MS = 20_000  # generous bound on waits for the page; no timing is asserted
 
 
@@ -205,7 +202,7 @@ def test_dark_mode_follows_the_system(page, base) -> None:
 def test_live_refresh_while_an_app_writes(tmp_path: Path, context) -> None:
     rec = Recorded(tmp_path / "live.db")
     graph = branching_graph()
-    with ObsHandler(rec.db_path, schedule_delay=0.05) as handler:
+    with ObsHandler(rec.db_path, queue=Queue(schedule_delay=0.05)) as handler:
         run(handler, graph, {"n": 1}, rec, name="router")
         assert handler.flush(10)
         with serving(rec.db_path) as url:
@@ -219,7 +216,6 @@ def test_live_refresh_while_an_app_writes(tmp_path: Path, context) -> None:
             tab.close()
 
 
-@needs_search
 def test_search_box_finds_the_hostile_prompt(page, base, rec) -> None:
     page.goto(f"{base}/traces")
     page.keyboard.press("/")
