@@ -25,7 +25,7 @@ import sqlite_utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, TraceStore
 from lc_observe.analysis import significance as sig
 from lc_observe.analysis.anomalies import KINDS, AnomalyConfig
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, record_drift, run_tickets
@@ -190,7 +190,7 @@ def test_metadata_grouping_finds_the_tenant_that_changed(tmp_path) -> None:
     db = str(tmp_path / "tenants.db")
     knobs = Knobs(seed=2)
     graph = build_graph(knobs)
-    handler = ObsHandler(db, prices=PRICES, handle_sigterm=False)
+    handler = ObsHandler(db, prices=PRICES, queue=Queue(handle_sigterm=False))
     for tenant in ("acme", "globex"):
         run_tickets(graph, handler, 120, metadata={"tenant": tenant})
     handler.flush()

@@ -14,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
-from lc_observe import ObsHandler, TraceStore, langgraph_hook
+from lc_observe import ObsHandler, Runs, TraceStore, langgraph_hook
 
 
 class S(TypedDict, total=False):
@@ -40,7 +40,7 @@ def _graph(wire, nodes=("a", "b", "c"), checkpointer=None, name=None):
 
 
 def _run(graph, state, db_path, *, register=False, mode="invoke", config=None):
-    obs = ObsHandler(db_path, graphs=[graph] if register else ())
+    obs = ObsHandler(db_path, runs=Runs(graphs=[graph] if register else ()))
     config = {"callbacks": [obs], **(config or {})}
     if mode == "invoke":
         out = graph.invoke(state, config)
