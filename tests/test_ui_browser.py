@@ -112,11 +112,14 @@ def test_trace_page_expand_a_node_see_the_branch_decision(page, base, rec) -> No
         tool = store.spans(trace_id=trace_id, name="add")[0]
     node = page.locator(f'#view details.lco-span[data-span-id="{tool.span_id}"]')
     payload = node.locator(":scope > .lco-body > details.lco-payload").first
-    assert not payload.evaluate("d => d.open")
-    assert not payload.locator("pre").first.is_visible()
-    node.locator(":scope > summary").click()  # the leaf: opens
-    payload.locator(":scope > summary").click()  # its inputs and outputs
-    assert payload.evaluate("d => d.open")
+    detail = payload.locator(".lco-span-detail").first
+    # a tool call is a turn of the conversation: it opens with its inputs and outputs
+    assert node.evaluate("d => d.open") and payload.evaluate("d => d.open")
+    assert detail.is_visible()
+    payload.locator(":scope > summary").click()  # folds them away
+    assert not payload.evaluate("d => d.open") and not detail.is_visible()
+    payload.locator(":scope > summary").click()  # and back
+    assert payload.evaluate("d => d.open") and detail.is_visible()
     text = payload.inner_text()
     assert '"a": 11' in text or "'a': 11" in text or '"a":11' in text.replace(" ", "")
 
@@ -125,7 +128,7 @@ def test_conversation_renders_and_a_hostile_prompt_is_only_text(page, base, rec)
     page.goto(f"{base}/traces/{rec.hostile}")
     conversation = page.locator("#conversation")
     assert "2 model calls" in conversation.locator("h2").inner_text()
-    assert conversation.locator("details.lco-payload pre").first.is_visible()
+    assert conversation.locator("details.lco-payload .lco-conv").first.is_visible()
     text = conversation.inner_text()
     assert "<script>alert(1)</script>" in text and "<img src=x onerror=alert(2)>" in text
     assert "3 + 4 = 7" in text
