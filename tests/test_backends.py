@@ -13,7 +13,6 @@ is a failure instead, so these tests cannot silently stop running there.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from lc_observe.sinks.otlp_ids import otel_span_id
 
 from .backends import Server, Unavailable, phoenix_costs, start_mlflow, start_phoenix, wait_until
 from .otel_agent import SERVED_MODEL, SYSTEM_PROMPT, all_runs, revived, run_agent
+from .tiers import unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -35,17 +35,11 @@ OPENINFERENCE_KIND = {"chat_model": "LLM", "tool": "TOOL", "retriever": "RETRIEV
 MLFLOW_TYPE = {"chat_model": "LLM", "tool": "TOOL", "retriever": "RETRIEVER"}
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"backend unavailable in CI: {reason}")
-    pytest.skip(reason)
-
-
 def _server(start: Any, workdir: Path) -> Iterator[Server]:
     try:
         server = start(workdir)
     except Unavailable as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
     try:
         yield server
     finally:

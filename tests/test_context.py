@@ -86,6 +86,7 @@ def only_trace(db: Path) -> Any:
         return trace, list(store.spans(trace_id=trace.trace_id))
 
 
+@pytest.mark.integration  # a server process and loopback HTTP: the slow tier
 def test_traceparent_joins_both_processes_into_the_callers_trace(
     tmp_path: Path, receiver: OtlpReceiver, service: dict[str, Any]
 ) -> None:
@@ -138,6 +139,7 @@ def test_traceparent_joins_both_processes_into_the_callers_trace(
             assert got.parent_span_id.hex() == reply["server_span_id"]
 
 
+@pytest.mark.integration  # a server process and loopback HTTP: the slow tier
 def test_langsmith_headers_continue_the_trace_in_the_server(
     tmp_path: Path, receiver: OtlpReceiver, service: dict[str, Any]
 ) -> None:

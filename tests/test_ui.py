@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from langgraph.graph import END, START, StateGraph
 
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
+from tests.tiers import need
+
+need("starlette")
+need("httpx")
 
 from starlette.testclient import TestClient
 
