@@ -386,6 +386,7 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_process_exit_waits_for_the_mirror_at_most_network_timeout(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """

@@ -46,6 +46,7 @@ def _counts(db: Path) -> tuple[int, int, int]:
     return spans, distinct, branches
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_sigterm_ends_the_process_although_a_non_daemon_thread_is_busy(db_path: Path) -> None:
     """The issue's case: a long task on a ThreadPoolExecutor thread kept the process alive
     after SIGTERM.  Now the finished spans are flushed and the process is killed by the
@@ -77,6 +78,7 @@ def test_sigterm_ends_the_process_although_a_non_daemon_thread_is_busy(db_path: 
     assert sum(s.name == "done" and s.status == "ok" for s in spans) == 50
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_a_sigterm_during_the_exit_flush_does_not_abort_it(db_path: Path) -> None:
     """The exit flush of 3,000 spans through a slow sink is interrupted by SIGTERM: it goes
     on to the end, then the process ends by the signal."""

@@ -438,6 +438,7 @@ def test_cli_serves_on_loopback_and_stops_cleanly_on_ctrl_c(rec) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_cli_warns_off_loopback_and_names_a_missing_file(rec, tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET) is on no interface here: the warning, then a failed bind.
     process = _start(["--db", str(rec.db_path), "--host", "192.0.2.1", "--port", "9"])
