@@ -2,7 +2,7 @@
 
 Every scenario of tests/scenarios.py (create_agent with middleware, prebuilt, supervisor,
 swarm, deepagents, map-reduce, nested subgraphs, interrupts) runs in four modes with only
-``callbacks=[ObsHandler()]`` (no ``graphs=``); tests/ground_truth.py compares every stored
+``callbacks=[ObsHandler()]`` (no ``Runs(graphs=...)``); tests/ground_truth.py compares every stored
 branch event with the tasks LangGraph started and the writes its checkpointer saved.
 """
 
