@@ -30,7 +30,7 @@ from langgraph.graph._branch import BranchSpec
 from langgraph.types import Send
 
 from benchmarks._common import print_table
-from lc_observe import ObsHandler
+from lc_observe import ObsHandler, Queue
 from lc_observe.capture import langgraph_hook
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     original = wrapped.__wrapped__
     spec = BranchSpec.from_path(lambda state: "b", {"b": "b", "c": "c"})
 
-    handler = ObsHandler(None, sinks=[_NullSink()], handle_sigterm=False)
+    handler = ObsHandler(None, sinks=[_NullSink()], queue=Queue(handle_sigterm=False))
     node_run = uuid.uuid4()
     # An open node run, as the handler holds it while LangGraph runs the node.
     handler.on_chain_start(

@@ -205,7 +205,7 @@ def agent_items(n_spans: int) -> list[Item]:
     `ObsHandler`, in the order it submitted them."""
     from _common import agent_input, build_agent
 
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
 
     class Capture:
         def __init__(self) -> None:
@@ -219,7 +219,7 @@ def agent_items(n_spans: int) -> list[Item]:
             pass
 
     capture, graph = Capture(), build_agent()
-    handler = ObsHandler(None, sinks=[capture], handle_sigterm=False)
+    handler = ObsHandler(None, sinks=[capture], queue=Queue(handle_sigterm=False))
     while _span_count(capture.items) < n_spans:
         for _ in range(50):
             graph.invoke(agent_input(), {"callbacks": [handler]})
@@ -364,10 +364,10 @@ def run_serialization(batches: list[list[Item]]) -> float:
 def flush_queued(ws: Workspace, items: list[Item], spans: int = 10_000) -> tuple[float, int]:
     """Seconds `ObsHandler.flush()` takes for ``spans`` span records queued at once (the
     records are submitted straight to its queue, as its callbacks do), and rows stored."""
-    from lc_observe import ObsHandler, TraceStore
+    from lc_observe import ObsHandler, Queue, TraceStore
 
     path = ws.new_path()
-    handler = ObsHandler(path, handle_sigterm=False)
+    handler = ObsHandler(path, queue=Queue(handle_sigterm=False))
     queued = [item for item in items if item[0] != "branch"][:spans]
     for kind, record in queued:
         handler._dispatcher.submit(kind, dict(record))

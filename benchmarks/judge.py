@@ -23,7 +23,7 @@ import uuid
 for _name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"):
     os.environ[_name] = "false"
 
-from lc_observe import ObsHandler, TraceStore  # noqa: E402
+from lc_observe import ObsHandler, Runs, TraceStore  # noqa: E402
 from lc_observe.demo import QUESTIONS, build_graph, fake_model  # noqa: E402
 from lc_observe.evaluate import contains, evaluate, judge, max_length, refusal  # noqa: E402
 from lc_observe.testing import FakeJudge  # noqa: E402
@@ -41,7 +41,7 @@ def main() -> None:
 
     graph = build_graph(fake_model(token_delay=0.0))
     started = time.perf_counter()
-    with ObsHandler(db, graphs=[graph]) as handler:
+    with ObsHandler(db, runs=Runs(graphs=[graph])) as handler:
         for i in range(args.traces):
             question = QUESTIONS[i % len(QUESTIONS)]
             meta = {"expected": "42"} if "6 * 7" in question else {}

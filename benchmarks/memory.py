@@ -38,7 +38,7 @@ from _common import print_table, rss_mb
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 
-from lc_observe import ObsHandler
+from lc_observe import ObsHandler, Queue
 from lc_observe.demo import QUESTIONS, calculator, fake_model
 
 MODES = {"never flush": None, "flush every 1k": 1_000}
@@ -102,7 +102,7 @@ def run(checkpoints: list[int], flush_every: int | None) -> list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "memory.db")
-        handler = ObsHandler(path, handle_sigterm=False)
+        handler = ObsHandler(path, queue=Queue(handle_sigterm=False))
         gc.collect()
         rows.append(
             {

@@ -48,7 +48,7 @@ from langchain_core.tracers.langchain import LangChainTracer
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langsmith import Client
 
-from lc_observe import ObsHandler
+from lc_observe import LangSmith, ObsHandler, Queue
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -119,18 +119,18 @@ class NullSink:
 
 
 def _obs_null(env: Env) -> Setup:
-    handler = ObsHandler(None, sinks=[NullSink()], handle_sigterm=False)
+    handler = ObsHandler(None, sinks=[NullSink()], queue=Queue(handle_sigterm=False))
     return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
 
 
 def _obs_sqlite(env: Env, **options: Any) -> Setup:
     path = os.path.join(env.tmpdir, f"obs-{len(os.listdir(env.tmpdir))}.db")
-    handler = ObsHandler(path, handle_sigterm=False, **options)
+    handler = ObsHandler(path, **options, queue=Queue(handle_sigterm=False))
     return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
 
 
 def _obs_sqlite_langsmith(env: Env) -> Setup:
-    return _obs_sqlite(env, langsmith=_langsmith_client(env), project_name="bench")
+    return _obs_sqlite(env, sinks=[LangSmith(_langsmith_client(env), project_name="bench")])
 
 
 NONE = "no callbacks"

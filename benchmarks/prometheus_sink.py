@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from lc_observe import ObsHandler
+from lc_observe import ObsHandler, Queue
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, run_tickets
 from lc_observe.records import RECORD_SPAN
 from lc_observe.sinks.sqlite import SQLiteSink
@@ -51,7 +51,7 @@ def capture(tickets: int, batch_size: int) -> list[list[Any]]:
     sink = Capture()
     knobs = Knobs(seed=1, first_token_delay=0.0, answer_delay=0.0, error_rate=0.05)
     handler = ObsHandler(
-        None, sinks=[sink], batch_size=batch_size, prices=PRICES, handle_sigterm=False
+        None, sinks=[sink], prices=PRICES, queue=Queue(batch_size=batch_size, handle_sigterm=False)
     )
     run_tickets(build_graph(knobs), handler, tickets)
     handler.close()

@@ -110,6 +110,9 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+_UNFILLED = {"response_model", "params", "traceparent"}
+
+
 def build_db(path: str, n_spans: int, seed: int = 7) -> None:
     """Write ``n_spans`` spans (``n_spans / 20`` traces) into a new lc_observe database."""
     rng = random.Random(seed)
@@ -118,8 +121,10 @@ def build_db(path: str, n_spans: int, seed: int = 7) -> None:
     ensure_schema(sqlite_utils.Database(conn), path)
     n_traces = n_spans // SPANS_PER_TRACE
     spacing = DAYS * 86_400 / n_traces
-    span_sql = _insert("spans", SPAN_COLUMNS)
-    trace_sql = _insert("traces", TRACE_COLUMNS)
+    # The columns the rows below fill; the ones version 7 added stay NULL, as in a file
+    # recorded before it (and for spans without a request or enclosing context).
+    span_sql = _insert("spans", [c for c in SPAN_COLUMNS if c not in _UNFILLED])
+    trace_sql = _insert("traces", [c for c in TRACE_COLUMNS if c not in _UNFILLED])
     branch_columns = [c for c in BRANCH_COLUMNS if c != "id"]
     branch_sql = _insert("branch_events", branch_columns)
     chunk = 500  # traces per transaction

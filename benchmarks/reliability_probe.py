@@ -36,7 +36,7 @@ def p1():
         """
     import json, sqlite3, sys
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
     from lc_observe.pipeline.redact import Redactor
     secrets = ["sk-proj-abcdefghijklmnopqrstuvwx0123", "hunter2pw", "s3cr3tvalue", "AKIAIOSFODNN7EXAMPLE",
                "ghp_" + "a" * 36, "Zq9token", "dXNlcjpodW50ZXIy", "Zq8dsnpw"]
@@ -70,7 +70,7 @@ def p2():
         """
     import os, sys
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
     db = sys.argv[1]
     def fail(x): raise ValueError("x" * 5_000_000)
     chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x) | RunnableLambda(fail)
@@ -99,7 +99,7 @@ def p2():
         """
     import threading, time
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
     import sys
     h = ObsHandler(sys.argv[1])
     longest = 0.0; stop = threading.Event()
@@ -129,7 +129,7 @@ def p3():
     import sys, time
     from concurrent.futures import ThreadPoolExecutor
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
     h = ObsHandler(sys.argv[1])
     for i in range(10): RunnableLambda(lambda x: x).invoke(i, {"callbacks": [h]})
     ThreadPoolExecutor(1).submit(time.sleep, 30)
@@ -155,7 +155,7 @@ def p3b():
     import sys, time
     from concurrent.futures import ThreadPoolExecutor
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
     h = ObsHandler(sys.argv[1])
     for i in range(10): RunnableLambda(lambda x: x).invoke(i, {"callbacks": [h]})
     with ThreadPoolExecutor(2) as pool:
@@ -190,7 +190,7 @@ def p4():
         """
     import sys, time
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
     from lc_observe.pipeline import processor as dispatch
     class Slow:
         said = False
@@ -199,7 +199,7 @@ def p4():
             time.sleep(0.1); return len(b)
         def close(self): pass
     import atexit
-    h = ObsHandler(sys.argv[1], sinks=[Slow()], batch_size=100, schedule_delay=60, exit_timeout=60)
+    h = ObsHandler(sys.argv[1], sinks=[Slow()], queue=Queue(batch_size=100, schedule_delay=60, exit_timeout=60))
     atexit.register(lambda: print("exiting", flush=True))  # runs before lc_observe's exit flush
     for i in range(3000): RunnableLambda(lambda x: x).invoke(i, {"callbacks": [h]})
     """,
@@ -220,7 +220,7 @@ GRAPH = """
 import sys
 from typing import TypedDict
 from langgraph.graph import END, START, StateGraph
-from lc_observe import ObsHandler
+from lc_observe import ObsHandler, Queue
 class State(TypedDict):
     n: int
 def route(s): return "a" if s["n"] % 2 else "b"
@@ -276,7 +276,7 @@ def p6():
         GRAPH
         + """
 import os
-h = ObsHandler(sys.argv[1], schedule_delay=60); g = build()
+h = ObsHandler(sys.argv[1], queue=Queue(schedule_delay=60)); g = build()
 for i in range(20): g.invoke({"n": i}, {"callbacks": [h]})
 pid = os.fork()
 if pid == 0:
@@ -301,9 +301,9 @@ def p7():
         """
     import sys, threading, time
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler, TraceStore
+    from lc_observe import ObsHandler, TraceStore, Queue
     db = sys.argv[1]
-    h = ObsHandler(db, schedule_delay=0.01, batch_size=50)
+    h = ObsHandler(db, queue=Queue(batch_size=50, schedule_delay=0.01))
     c = RunnableLambda(lambda x: x)
     for i in range(3000): c.invoke(i, {"callbacks": [h]})
     h.flush(); stop = threading.Event()
@@ -326,11 +326,11 @@ def p8():
     done = py("""
     import time
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
     class Slow:
         def export(self, b): time.sleep(3600)  # a sink that hangs: nothing gets written
         def close(self): pass
-    h = ObsHandler(None, sinks=[Slow()], exit_timeout=0.5, batch_size=100)
+    h = ObsHandler(None, sinks=[Slow()], queue=Queue(batch_size=100, exit_timeout=0.5))
     for i in range(5000): RunnableLambda(lambda x: x).invoke(i, {"callbacks": [h]})
     import logging; logging.basicConfig(level=logging.DEBUG)
     """)
@@ -348,7 +348,7 @@ def p9():
         """
     import sys
     from langchain_core.runnables import RunnableLambda
-    from lc_observe import ObsHandler
+    from lc_observe import ObsHandler, Queue
     with ObsHandler(sys.argv[1]) as h: RunnableLambda(lambda x: x).invoke(1, {"callbacks": [h]})
     """,
         db,

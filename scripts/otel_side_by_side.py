@@ -2,7 +2,7 @@
 OpenInference's LangChain instrumentor, field by field.
 
 Runs the test agent (tests/otel_agent.py: create_agent, two tools, a retriever, a failing
-tool call) once through ``ObsHandler(otlp_endpoint=...)`` and once through
+tool call) once through ``ObsHandler(sinks=[OTLP(...)])`` and once through
 ``openinference.instrumentation.langchain.LangChainInstrumentor``, into the same Phoenix
 (projects ``lc_observe`` / ``openinference``) and the same MLflow server (one experiment
 each), then prints a Markdown table per backend of what each span kind shows.  Starts
@@ -39,14 +39,14 @@ def _kind_of(name: str, is_root: bool, error: bool, kind: str) -> str:
 
 
 def run_lc_observe(phoenix: str, mlflow: str, experiment: str, project: str, workdir: Path) -> None:
-    from lc_observe import ObsHandler
+    from lc_observe import OTLP, ObsHandler
 
     os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"openinference.project.name={project}"
-    with ObsHandler(workdir / "p.db", otlp_endpoint=phoenix, network_timeout=60) as obs:
+    with ObsHandler(workdir / "p.db", sinks=[OTLP(phoenix, timeout=60)]) as obs:
         run_agent(obs, user="ann")
     os.environ["OTEL_EXPORTER_OTLP_TRACES_HEADERS"] = f"x-mlflow-experiment-id={experiment}"
     try:
-        with ObsHandler(workdir / "m.db", otlp_endpoint=mlflow, network_timeout=60) as obs:
+        with ObsHandler(workdir / "m.db", sinks=[OTLP(mlflow, timeout=60)]) as obs:
             run_agent(obs, user="ann")
     finally:
         del os.environ["OTEL_EXPORTER_OTLP_TRACES_HEADERS"]

@@ -1,6 +1,6 @@
 """Screenshots of Phoenix's trace view of an lc_observe export (docs/phoenix_*.png).
 
-Records the test agent (tests/otel_agent.py) with ``ObsHandler(otlp_endpoint=...)`` into
+Records the test agent (tests/otel_agent.py) with ``ObsHandler(sinks=[OTLP(...)])`` into
 Phoenix (started on 127.0.0.1 unless ``--phoenix`` names a running one), opens the trace
 in headless Chromium (playwright, ``/usr/bin/chromium``) and saves the trace tree with the
 agent span, and the second model call with its messages.
@@ -32,11 +32,11 @@ CHROMIUM_FLAGS = [
 
 def record(phoenix: str, workdir: Path) -> tuple[str, str]:
     """Export the agent into a project of its own; returns (project id, trace id)."""
-    from lc_observe import ObsHandler, TraceStore
+    from lc_observe import OTLP, ObsHandler, TraceStore
 
     project = f"lc_observe-{os.urandom(3).hex()}"
     os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"openinference.project.name={project}"
-    with ObsHandler(workdir / "t.db", otlp_endpoint=phoenix, network_timeout=60) as obs:
+    with ObsHandler(workdir / "t.db", sinks=[OTLP(phoenix, timeout=60)]) as obs:
         run_agent(obs, user="ann")
     with TraceStore(workdir / "t.db") as store:
         trace = next(t for t in store.traces() if t.status == "ok")

@@ -21,7 +21,7 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, TraceStore
 from lc_observe.demo import run_demo
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, run_tickets
 from lc_observe.ui import create_app
@@ -52,7 +52,7 @@ def record(db: Path) -> dict[str, str]:
     more reviews and errors (what the anomalies and compare pages find)."""
     knobs = Knobs(seed=0)
     graph = build_graph(knobs)
-    with ObsHandler(db, prices=PRICES, handle_sigterm=False) as handler:
+    with ObsHandler(db, prices=PRICES, queue=Queue(handle_sigterm=False)) as handler:
         run_tickets(graph, handler, 120, metadata={"prompt_version": "v1"})
         handler.flush()
         time.sleep(0.01)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from lc_observe import ObsHandler, Queue, TraceStore
 
-from .tiers import IN_CI, RUN_SLOW
+from .tiers import IN_CI, RUN_SLOW, SLOW_MARKERS
 
 # Property tests without an explicit budget: the full one in CI, a small one locally.
 settings.register_profile("ci", max_examples=100, deadline=None)
@@ -32,9 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if RUN_SLOW or config.getoption("--run-slow"):
         return
-    skip = pytest.mark.skip(reason="slow: runs when CI is set, or with --run-slow")
+    skip = pytest.mark.skip(reason="slow tier: runs when CI is set, or with --run-slow")
     for item in items:
-        if "slow" in item.keywords:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
             item.add_marker(skip)
 
 

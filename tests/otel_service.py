@@ -23,12 +23,12 @@ from langchain_core.runnables import RunnableLambda
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from lc_observe import ObsHandler
+from lc_observe import OTLP, ObsHandler
 
 
 def main(db: str, port_file: str, otlp_url: str) -> None:
     tracer = TracerProvider().get_tracer("otel_service")
-    obs = ObsHandler(db, otlp_endpoint=otlp_url, network_timeout=30)
+    obs = ObsHandler(db, sinks=[OTLP(otlp_url, timeout=30)])
     chain = RunnableLambda(lambda q: f"answer to {q}", name="answer") | RunnableLambda(
         lambda a: a.upper(), name="shout"
     )

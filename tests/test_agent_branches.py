@@ -2,7 +2,7 @@
 
 Every scenario of tests/scenarios.py (create_agent with middleware, prebuilt, supervisor,
 swarm, deepagents, map-reduce, nested subgraphs, interrupts) runs in four modes with only
-``callbacks=[ObsHandler()]`` (no ``graphs=``); tests/ground_truth.py compares every stored
+``callbacks=[ObsHandler()]`` (no ``Runs(graphs=...)``); tests/ground_truth.py compares every stored
 branch event with the tasks LangGraph started and the writes its checkpointer saved.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, TraceStore
 from lc_observe.capture import langgraph_hook
 from tests.ground_truth import MODES, Report, Truth
 from tests.scenarios import SCENARIOS, Scenario
 
 
 def record(scenario: Scenario, db_path: Path, mode: str) -> tuple[Truth, TraceStore, str]:
-    handler = ObsHandler(db_path, schedule_delay=0.05)
+    handler = ObsHandler(db_path, queue=Queue(schedule_delay=0.05))
     truth = Truth(scenario.graph, scenario.extra_graphs)
     thread = str(uuid.uuid4())
     config = {"configurable": {"thread_id": thread}, "callbacks": [handler]}
@@ -114,7 +114,7 @@ def test_astream_events_records_what_invoke_records(key: str, tmp_path: Path) ->
     run whose record was checked against LangGraph's."""
     _, reference, _ = record(SCENARIOS[key](), tmp_path / "ref.db", "invoke")
     scenario = SCENARIOS[key]()
-    handler = ObsHandler(tmp_path / "events.db", schedule_delay=0.05)
+    handler = ObsHandler(tmp_path / "events.db", queue=Queue(schedule_delay=0.05))
     config = {"configurable": {"thread_id": "t"}, "callbacks": [handler]}
 
     async def consume() -> None:

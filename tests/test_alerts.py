@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlite_utils
 
-from lc_observe import AlertRule, ObsHandler, TraceStore, Webhook
+from lc_observe import AlertRule, ObsHandler, Queue, TraceStore, Webhook
 from lc_observe.analysis.alerts import AlertSink
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, record_drift, run_tickets
 from lc_observe.model import Alert
@@ -56,7 +56,9 @@ def test_error_rate_alert_fires_once_per_episode_to_every_action(tmp_path, caplo
         rule = AlertRule.error_rate(
             above=0.05, window="10m", min_traces=20, actions=["log", on_alert, Webhook(hook.url)]
         )
-        handler = ObsHandler(db, prices=PRICES, alerts=[rule], alert_every=0, batch_size=10)
+        handler = ObsHandler(
+            db, prices=PRICES, alerts=[rule], alert_every=0, queue=Queue(batch_size=10)
+        )
         caplog.set_level(logging.WARNING, logger="lc_observe")
         run_tickets(graph, handler, 30)
         assert handler.flush(30)
@@ -193,7 +195,7 @@ def test_a_version_4_file_gains_the_alerts_table(tmp_path) -> None:
     from lc_observe.storage.schema import SCHEMA_VERSION
 
     db = tmp_path / "v4.db"
-    first = ObsHandler(db, prices=PRICES, handle_sigterm=False)
+    first = ObsHandler(db, prices=PRICES, queue=Queue(handle_sigterm=False))
     run_tickets(build_graph(Knobs(seed=9, error_rate=0)), first, 3)
     first.close()
     with sqlite3.connect(db) as conn:  # as lc_observe with schema 4 left it

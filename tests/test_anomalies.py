@@ -14,8 +14,6 @@ import json
 import math
 import os
 import random
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,9 +23,10 @@ import sqlite_utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, TraceStore
 from lc_observe.analysis import significance as sig
 from lc_observe.analysis.anomalies import KINDS, AnomalyConfig
+from lc_observe.cli import main
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, record_drift, run_tickets
 from lc_observe.storage.schema import APPLICATION_ID, SCHEMA_VERSION, ensure_schema
 
@@ -190,7 +189,7 @@ def test_metadata_grouping_finds_the_tenant_that_changed(tmp_path) -> None:
     db = str(tmp_path / "tenants.db")
     knobs = Knobs(seed=2)
     graph = build_graph(knobs)
-    handler = ObsHandler(db, prices=PRICES, handle_sigterm=False)
+    handler = ObsHandler(db, prices=PRICES, queue=Queue(handle_sigterm=False))
     for tenant in ("acme", "globex"):
         run_tickets(graph, handler, 120, metadata={"tenant": tenant})
     handler.flush()
@@ -229,22 +228,20 @@ def test_bad_arguments_name_the_fix(drifted) -> None:
             store.anomalies(config=AnomalyConfig(kinds=("nope",)))
 
 
-def test_cli_anomalies_text_and_json(drifted) -> None:
+def test_cli_anomalies_text_and_json(drifted, capsys: pytest.CaptureFixture[str]) -> None:
+    """The ``lc-observe anomalies`` command, in this process (the console script's own
+    process is tested in tests/test_cli.py)."""
     db, split, end = drifted
-    base = [sys.executable, "-m", "lc_observe.cli", "anomalies", "--db", db]
+    base = ["anomalies", "--db", db]
     window = ["--since", split.isoformat(), "--until", end.isoformat(), "--baseline", "1h"]
-    text = subprocess.run([*base, *window, "--by", "model"], capture_output=True, text=True)
-    assert text.returncode == 0, text.stderr
-    assert "branch_rate_change" in text.stdout and "classify -> human_review" in text.stdout
-    as_json = subprocess.run(
-        [*base, *window, "--json", "--set", "kinds=branch_rate_change"],
-        capture_output=True,
-        text=True,
-    )
-    rows = json.loads(as_json.stdout)
+    assert main([*base, *window, "--by", "model"]) == 0
+    text = capsys.readouterr().out
+    assert "branch_rate_change" in text and "classify -> human_review" in text
+    assert main([*base, *window, "--json", "--set", "kinds=branch_rate_change"]) == 0
+    rows = json.loads(capsys.readouterr().out)
     assert rows and {row["kind"] for row in rows} == {"branch_rate_change"}
-    bad = subprocess.run([*base, "--set", "token_ratio=lots"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "token_ratio" in bad.stderr
+    assert main([*base, "--set", "token_ratio=lots"]) == 2
+    assert "token_ratio" in capsys.readouterr().err
 
 
 # -- seeded sweep over synthetic rows ----------------------------------------------------------

@@ -1,7 +1,7 @@
 """OTLP export into real backends: Arize Phoenix and an MLflow tracking server on 127.0.0.1.
 
 Each backend is started by the tests (temporary directory, its own SQLite database) and
-receives a tool-calling agent twice: live (``ObsHandler(otlp_endpoint=...)``) and from a
+receives a tool-calling agent twice: live (``ObsHandler(sinks=[OTLP(...)])``) and from a
 file (``lc-observe export --otlp``).  What each backend's own client reads back is
 compared span by span with what the local store holds (`TraceStore`, the truth) and with
 LangChain's own record of the runs (a run collector).
@@ -13,20 +13,20 @@ is a failure instead, so these tests cannot silently stop running there.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import OTLP, ObsHandler, TraceStore
 from lc_observe.cli import main
 from lc_observe.model import Span
 from lc_observe.trace_context import otel_span_id
 
 from .backends import Server, Unavailable, phoenix_costs, start_mlflow, start_phoenix, wait_until
 from .otel_agent import SERVED_MODEL, SYSTEM_PROMPT, all_runs, revived, run_agent
+from .tiers import unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -35,17 +35,11 @@ OPENINFERENCE_KIND = {"chat_model": "LLM", "tool": "TOOL", "retriever": "RETRIEV
 MLFLOW_TYPE = {"chat_model": "LLM", "tool": "TOOL", "retriever": "RETRIEVER"}
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"backend unavailable in CI: {reason}")
-    pytest.skip(reason)
-
-
 def _server(start: Any, workdir: Path) -> Iterator[Server]:
     try:
         server = start(workdir)
     except Unavailable as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
     try:
         yield server
     finally:
@@ -67,12 +61,14 @@ def hex_id(run_id: str) -> str:
 
 
 def record_live(db: Path, endpoint: str, user: str) -> dict[str, Any]:
-    obs = ObsHandler(db, otlp_endpoint=endpoint, network_timeout=60)
+    obs = ObsHandler(db, sinks=[OTLP(endpoint, timeout=60)])
     collector = run_agent(obs, user=user)
     assert obs.flush(120)
     stats = obs.stats["otlp"]
     obs.close()
-    assert stats["failed"] == 0, stats
+    assert stats["spans_failed"] == stats["spans_unknown"] == 0, stats
+    with TraceStore(db, read_only=True) as store:
+        assert stats["spans_sent"] == len(store.spans()), stats  # every span was exported
     return all_runs(collector)
 
 

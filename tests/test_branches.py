@@ -14,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Runs, TraceStore
 from lc_observe.capture import langgraph_hook
 
 
@@ -41,7 +41,7 @@ def _graph(wire, nodes=("a", "b", "c"), checkpointer=None, name=None):
 
 
 def _run(graph, state, db_path, *, register=False, mode="invoke", config=None):
-    obs = ObsHandler(db_path, graphs=[graph] if register else ())
+    obs = ObsHandler(db_path, runs=Runs(graphs=[graph] if register else ()))
     config = {"callbacks": [obs], **(config or {})}
     if mode == "invoke":
         out = graph.invoke(state, config)

@@ -186,6 +186,7 @@ def test_every_option_has_help_and_version_prints(capsys: pytest.CaptureFixture[
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lc-observe {__version__}"
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_broken_pipe_ends_quietly_and_export_json(tmp_path: Path) -> None:
     db = tmp_path / "big.db"
     for _ in range(6):  # enough JSON lines to fill a pipe's buffer

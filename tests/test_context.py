@@ -28,7 +28,7 @@ from langchain_core.runnables import RunnableLambda
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import OTLP, ObsHandler, TraceStore
 from lc_observe.testing import LangSmithStandIn
 from lc_observe.trace_context import enclosing_traceparent, otel_span_id
 
@@ -86,6 +86,7 @@ def only_trace(db: Path) -> Any:
         return trace, list(store.spans(trace_id=trace.trace_id))
 
 
+@pytest.mark.integration  # a server process and loopback HTTP: the slow tier
 def test_traceparent_joins_both_processes_into_the_callers_trace(
     tmp_path: Path, receiver: OtlpReceiver, service: dict[str, Any]
 ) -> None:
@@ -99,7 +100,7 @@ def test_traceparent_joins_both_processes_into_the_callers_trace(
         return replies[-1]["answer"]
 
     client_db = tmp_path / "client.db"
-    obs = ObsHandler(client_db, otlp_endpoint=receiver.url)
+    obs = ObsHandler(client_db, sinks=[OTLP(receiver.url)])
     with tracer.start_as_current_span("client job") as job:
         answer = client_chain(ask).invoke("  why? ", {"callbacks": [obs]})
     assert obs.flush(30)
@@ -138,6 +139,7 @@ def test_traceparent_joins_both_processes_into_the_callers_trace(
             assert got.parent_span_id.hex() == reply["server_span_id"]
 
 
+@pytest.mark.integration  # a server process and loopback HTTP: the slow tier
 def test_langsmith_headers_continue_the_trace_in_the_server(
     tmp_path: Path, receiver: OtlpReceiver, service: dict[str, Any]
 ) -> None:
@@ -157,7 +159,7 @@ def test_langsmith_headers_continue_the_trace_in_the_server(
     client_db = tmp_path / "client.db"
     with LangSmithStandIn(lifetime=240) as langsmith:
         tracer = LangChainTracer(client=Client(api_url=langsmith.url, api_key="test-key"))
-        obs = ObsHandler(client_db, otlp_endpoint=receiver.url)
+        obs = ObsHandler(client_db, sinks=[OTLP(receiver.url)])
         client_chain(ask).invoke("  how? ", {"callbacks": [obs, tracer]})
         tracer.wait_for_futures()
         assert obs.flush(30)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from langchain_core.runnables import RunnableLambda
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Runs, TraceStore
 from lc_observe.sinks.sqlite import _values_sql, insert_rows
 
 from .runs import Explosive
@@ -32,8 +32,9 @@ def test_script_exiting_without_flush_loses_nothing(db_path: Path) -> None:
     code = """
         import sys
         from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler
-        handler = ObsHandler(sys.argv[1], schedule_delay=30)  # the writer would sleep past exit
+        from lc_observe import ObsHandler, Queue, Runs
+        # the writer would sleep past exit:
+        handler = ObsHandler(sys.argv[1], queue=Queue(schedule_delay=30))
         chain = RunnableLambda(lambda x: x + 1, name="inc") | RunnableLambda(str, name="fmt")
         for i in range(300):
             chain.invoke(i, {"callbacks": [handler]})
@@ -135,7 +136,7 @@ def test_open_runs_are_written_as_running_at_flush_and_replaced_when_done(db_pat
 
 
 def test_open_run_map_is_bounded_and_evictions_are_counted(db_path: Path) -> None:
-    obs = ObsHandler(db_path, max_open_runs=2)
+    obs = ObsHandler(db_path, runs=Runs(max_open=2))
     streams = [_half_consumed_stream(obs) for _ in range(3)]
     assert obs.stats["open_runs"] <= 2
     assert obs.stats["abandoned"] == 3 * 3 - 2
@@ -151,8 +152,8 @@ def test_script_killed_mid_run_by_sys_exit_keeps_finished_and_open_spans(db_path
     code = """
         import sys
         from langchain_core.runnables import RunnableLambda, RunnableGenerator
-        from lc_observe import ObsHandler
-        handler = ObsHandler(sys.argv[1], schedule_delay=30)
+        from lc_observe import ObsHandler, Queue, Runs
+        handler = ObsHandler(sys.argv[1], queue=Queue(schedule_delay=30))
         for i in range(10):
             RunnableLambda(lambda x: x, name="done").invoke(i, {"callbacks": [handler]})
         def forever(items):
@@ -176,8 +177,8 @@ def test_sigterm_mid_run_flushes_finished_spans(db_path: Path) -> None:
     code = """
         import sys, time
         from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler
-        handler = ObsHandler(sys.argv[1], schedule_delay=30)
+        from lc_observe import ObsHandler, Queue, Runs
+        handler = ObsHandler(sys.argv[1], queue=Queue(schedule_delay=30))
         for i in range(20):
             RunnableLambda(lambda x: x, name="done").invoke(i, {"callbacks": [handler]})
         def wait(x):

@@ -12,7 +12,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, TraceStore
 
 from .runs import (
     add,
@@ -240,7 +240,9 @@ class _Blocked:
 def test_queue_full_drops_are_counted_and_never_block() -> None:
     sink = _Blocked()
     sink.release.set()
-    obs = ObsHandler(None, sinks=[sink], max_queue=10, batch_size=1000, schedule_delay=60)
+    obs = ObsHandler(
+        None, sinks=[sink], queue=Queue(max_size=10, batch_size=1000, schedule_delay=60)
+    )
     chain = nested_lambdas()
     for i in range(5):  # 4 runs each -> 20 records, only 10 fit
         chain.invoke(i, {"callbacks": [obs]})
@@ -255,7 +257,7 @@ def test_queue_full_drops_are_counted_and_never_block() -> None:
 
 def test_flush_timeout_returns_false_while_sink_is_stuck() -> None:
     sink = _Blocked()
-    obs = ObsHandler(None, sinks=[sink], schedule_delay=0.01)
+    obs = ObsHandler(None, sinks=[sink], queue=Queue(schedule_delay=0.01))
     RunnableLambda(lambda x: x).invoke(1, {"callbacks": [obs]})
     assert obs.flush(timeout=0.2) is False
     sink.release.set()

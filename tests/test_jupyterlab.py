@@ -3,8 +3,8 @@
 Runs scripts/jupyterlab_screenshots.py: a notebook with a tool-calling agent, run from
 headless Chromium in a JupyterLab server on 127.0.0.1; the check fails when the output
 has ``dt``/``dd`` elements (which JupyterLab's stylesheet floats), an element wider than
-the view, or no tool call card.  CI installs Chromium (.ci/run); elsewhere the test is
-skipped without it.
+the view, or no tool call card.  CI installs Chromium (.ci/run) and fails without it;
+elsewhere the test is in the slow tier (``browser``) and skipped without it.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from .tiers import unavailable
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
+@pytest.mark.browser
 @pytest.mark.timeout(600)
 def test_trace_view_renders_in_jupyterlab_and_nbconvert(tmp_path: Path) -> None:
     missing = [m for m in ("jupyterlab", "playwright", "nbconvert") if not _importable(m)]
     if not os.path.exists(CHROMIUM) or missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide chromium and {missing}: see .ci/run and [dev]")
-        pytest.skip(f"needs {CHROMIUM} and {missing or 'jupyterlab'}")
+        unavailable(f"needs {CHROMIUM} and {missing or 'jupyterlab'}: see .ci/run and [dev]")
     lab, export = tmp_path / "lab.png", tmp_path / "export.png"
     done = subprocess.run(
         [

@@ -24,7 +24,7 @@ from langchain_core.tracers.langchain import LangChainTracer
 from langgraph.graph import END, START, StateGraph
 from langsmith import utils as ls_utils
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import LangSmith, ObsHandler, Runs, TraceStore
 from lc_observe.cli import main
 from lc_observe.demo import QUESTIONS, build_graph
 from lc_observe.export.push import push_traces
@@ -125,7 +125,9 @@ def test_demo_graph_arrives_as_langchain_tracer_sends_it(
     db = tmp_path / "traces.db" if local else None
     with langsmith_client(theirs.url) as tracer_client, langsmith_client(ours.url) as client:
         tracer = LangChainTracer(client=tracer_client, project_name=PROJECT)
-        obs = ObsHandler(db, langsmith=client, project_name=PROJECT, graphs=[graph])
+        obs = ObsHandler(
+            db, runs=Runs(graphs=[graph]), sinks=[LangSmith(client, project_name=PROJECT)]
+        )
         for question in QUESTIONS:
             config = {"callbacks": [tracer, obs], "tags": ["t1"], "metadata": {"user_id": "u1"}}
             graph.invoke({"question": question}, config=config)
@@ -170,7 +172,7 @@ def test_errors_and_streamed_tokens_match_the_tracer(
     chain = (lambda x: x) | model | RunnableLambda(fail, name="fail")
     with langsmith_client(theirs.url) as tracer_client, langsmith_client(ours.url) as client:
         tracer = LangChainTracer(client=tracer_client, project_name=PROJECT)
-        obs = ObsHandler(None, langsmith=client, project_name=PROJECT)
+        obs = ObsHandler(None, sinks=[LangSmith(client, project_name=PROJECT)])
         with pytest.raises(ValueError):
             for _ in chain.stream("hi", config={"callbacks": [tracer, obs]}):
                 pass
@@ -191,7 +193,7 @@ class Counter(TypedDict):
 
 def test_unfinished_runs_are_created_then_updated_once(tmp_path: Path) -> None:
     with FakeLangSmith() as server, langsmith_client(server.url) as client:
-        obs = ObsHandler(tmp_path / "t.db", langsmith=client, project_name=PROJECT)
+        obs = ObsHandler(tmp_path / "t.db", sinks=[LangSmith(client, project_name=PROJECT)])
 
         def flushing_node(state: Counter) -> Counter:
             assert obs.flush(5)  # the graph and this node are still running
@@ -237,7 +239,7 @@ def test_late_branch_event_updates_the_run_already_sent() -> None:
 def test_a_child_starting_after_its_parent_ended_keeps_its_place() -> None:
     root, child = uuid4(), uuid4()
     with FakeLangSmith() as server, langsmith_client(server.url) as client:
-        obs = ObsHandler(None, langsmith=client, project_name=PROJECT)
+        obs = ObsHandler(None, sinks=[LangSmith(client, project_name=PROJECT)])
         obs.on_chain_start({"name": "root"}, {"q": 1}, run_id=root)
         obs.on_chain_end({"a": 1}, run_id=root)
         obs.on_chain_start({"name": "late"}, {"q": 2}, run_id=child, parent_run_id=root)
@@ -255,7 +257,7 @@ def test_langsmith_true_is_configured_by_langsmith_environment(
 ) -> None:
     with FakeLangSmith() as server:
         env(server.url, prefix)
-        obs = ObsHandler(None, langsmith=True)
+        obs = ObsHandler(None, sinks=[LangSmith()])
         RunnableLambda(lambda x: x + 1, name="add_one").invoke(1, {"callbacks": [obs]})
         assert obs.flush(5)
         obs.close()
@@ -269,7 +271,7 @@ def test_langsmith_true_is_configured_by_langsmith_environment(
 
 def record_offline(db: Path, runs: int = 2) -> list[str]:
     graph = build_graph()
-    with ObsHandler(db, graphs=[graph]) as obs:
+    with ObsHandler(db, runs=Runs(graphs=[graph])) as obs:
         for question in QUESTIONS[:runs]:
             graph.invoke({"question": question}, {"callbacks": [obs]})
     return [t.trace_id for t in TraceStore(db).traces()]
@@ -353,7 +355,7 @@ def test_a_failing_endpoint_never_slows_the_app_nor_the_store(
     server = None if fault == "down" else FakeLangSmith(**FAULTS[fault]).start()
     try:
         env(free_port_url() if server is None else server.url)
-        obs = ObsHandler(tmp_path / "mirrored.db", langsmith=True, network_timeout=1.0)
+        obs = ObsHandler(tmp_path / "mirrored.db", sinks=[LangSmith(timeout=1.0)])
         run_demo(obs, graph, times)
         local = obs.store  # waits for the local writer only
         assert len(local.spans()) == times * 10  # 10 spans per demo run
@@ -384,13 +386,14 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_process_exit_waits_for_the_mirror_at_most_network_timeout(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import os, sys, time
-        from lc_observe import ObsHandler
+        from lc_observe import ObsHandler, Runs, LangSmith
         from lc_observe.demo import build_graph
-        obs = ObsHandler(sys.argv[1], langsmith=True, network_timeout=1.0)
+        obs = ObsHandler(sys.argv[1], sinks=[LangSmith(timeout=1.0)])
         graph = build_graph()
         for _ in range(3):
             graph.invoke({"question": "What is 6 * 7?"}, {"callbacks": [obs]})

@@ -46,6 +46,7 @@ def _counts(db: Path) -> tuple[int, int, int]:
     return spans, distinct, branches
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_sigterm_ends_the_process_although_a_non_daemon_thread_is_busy(db_path: Path) -> None:
     """The issue's case: a long task on a ThreadPoolExecutor thread kept the process alive
     after SIGTERM.  Now the finished spans are flushed and the process is killed by the
@@ -54,8 +55,8 @@ def test_sigterm_ends_the_process_although_a_non_daemon_thread_is_busy(db_path: 
         import sys, time
         from concurrent.futures import ThreadPoolExecutor
         from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler
-        handler = ObsHandler(sys.argv[1], schedule_delay=30)
+        from lc_observe import ObsHandler, Queue
+        handler = ObsHandler(sys.argv[1], queue=Queue(schedule_delay=30))
         for i in range(50):
             RunnableLambda(lambda x: x, name="done").invoke(i, {"callbacks": [handler]})
         pool = ThreadPoolExecutor(1)
@@ -77,13 +78,14 @@ def test_sigterm_ends_the_process_although_a_non_daemon_thread_is_busy(db_path: 
     assert sum(s.name == "done" and s.status == "ok" for s in spans) == 50
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_a_sigterm_during_the_exit_flush_does_not_abort_it(db_path: Path) -> None:
     """The exit flush of 3,000 spans through a slow sink is interrupted by SIGTERM: it goes
     on to the end, then the process ends by the signal."""
     code = """
         import sys, time
         from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler
+        from lc_observe import ObsHandler, Queue
         from lc_observe.pipeline import processor as dispatch
 
         class SlowSink:
@@ -97,9 +99,8 @@ def test_a_sigterm_during_the_exit_flush_does_not_abort_it(db_path: Path) -> Non
             def close(self):
                 pass
 
-        handler = ObsHandler(
-            sys.argv[1], sinks=[SlowSink()], schedule_delay=60, batch_size=100, exit_timeout=60
-        )
+        queue = Queue(batch_size=100, schedule_delay=60, exit_timeout=60)
+        handler = ObsHandler(sys.argv[1], sinks=[SlowSink()], queue=queue)
         for i in range(3000):
             RunnableLambda(lambda x: x, name="n").invoke(i, {"callbacks": [handler]})
         # no flush: the writer lags behind the slow sink; the exit flush writes the rest
@@ -116,7 +117,7 @@ def test_records_not_written_at_exit_are_counted_and_logged_once(db_path: Path) 
     code = """
         import sys, time
         from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler
+        from lc_observe import ObsHandler, Queue
 
         class StuckSink:
             def export(self, batch):
@@ -124,7 +125,8 @@ def test_records_not_written_at_exit_are_counted_and_logged_once(db_path: Path) 
             def close(self):
                 pass
 
-        handler = ObsHandler(None, sinks=[StuckSink()], exit_timeout=0.5, batch_size=10)
+        queue = Queue(batch_size=10, exit_timeout=0.5)
+        handler = ObsHandler(None, sinks=[StuckSink()], queue=queue)
         for i in range(100):
             RunnableLambda(lambda x: x, name="n").invoke(i, {"callbacks": [handler]})
     """
@@ -140,7 +142,7 @@ _GRAPH = """
 import sys
 from typing import TypedDict
 from langgraph.graph import END, START, StateGraph
-from lc_observe import ObsHandler
+from lc_observe import ObsHandler, Queue
 
 class State(TypedDict):
     n: int
@@ -239,7 +241,8 @@ def test_os_fork_child_does_not_write_the_parents_queue_again(db_path: Path) -> 
         _GRAPH
         + """
 import os
-handler = ObsHandler(sys.argv[1], schedule_delay=60)  # the parent's records stay queued
+# the parent's records stay queued:
+handler = ObsHandler(sys.argv[1], queue=Queue(schedule_delay=60))
 graph = build()
 for i in range(20):
     graph.invoke({"n": i}, {"callbacks": [handler]})

@@ -20,7 +20,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, StateGraph
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Runs, TraceStore
 from lc_observe.demo import run_demo
 from lc_observe.views import GraphView, RecordList, TraceView
 
@@ -153,7 +153,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[TraceStore, str]:
     path = tmp_path_factory.mktemp("hostile") / "hostile.db"
     graph = hostile_graph()
     run_id = uuid.uuid4()
-    with ObsHandler(path, graphs=[graph]) as handler:
+    with ObsHandler(path, runs=Runs(graphs=[graph])) as handler:
         config = {
             "callbacks": [handler],
             "run_id": run_id,

@@ -13,7 +13,7 @@ from langchain_core.runnables import RunnableLambda
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from lc_observe import OTLP, ObsHandler, TraceStore
+from lc_observe import OTLP, ObsHandler, Runs, TraceStore
 from lc_observe.cli import main
 from lc_observe.demo import QUESTIONS, build_graph
 from lc_observe.records import RECORD_BRANCH, RECORD_SPAN, new_span_record
@@ -58,7 +58,7 @@ def test_live_export_follows_genai_conventions(tmp_path: Path) -> None:
     graph = build_graph()
     db = tmp_path / "traces.db"
     with OtlpReceiver() as receiver:
-        obs = ObsHandler(db, otlp_endpoint=receiver.url, graphs=[graph])
+        obs = ObsHandler(db, runs=Runs(graphs=[graph]), sinks=[OTLP(receiver.url)])
         record_demo(obs, graph)
         assert obs.flush(10)
         received = receiver.wait_for(20)
@@ -104,7 +104,7 @@ def test_live_export_follows_genai_conventions(tmp_path: Path) -> None:
 
 def test_errors_are_error_spans_with_an_exception_event() -> None:
     exporter = InMemorySpanExporter()
-    obs = ObsHandler(None, otlp_exporter=exporter)
+    obs = ObsHandler(None, sinks=[OTLP(exporter=exporter)])
 
     def fail(_: Any) -> None:
         raise ValueError("bad input")
@@ -139,7 +139,7 @@ def test_a_decision_after_its_span_left_rides_a_child_span() -> None:
 def test_cli_export_otlp_and_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     graph = build_graph()
     db = tmp_path / "offline.db"
-    with ObsHandler(db, graphs=[graph]) as obs:
+    with ObsHandler(db, runs=Runs(graphs=[graph])) as obs:
         record_demo(obs, graph)
     with OtlpReceiver() as receiver:
         assert main(["export", "--db", str(db), "--otlp", receiver.url, "--json"]) == 0

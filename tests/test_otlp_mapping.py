@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Privacy, TraceStore
 from lc_observe.capture.pricing import PriceTable
 from lc_observe.cli import main
 from lc_observe.sinks import otlp_content
@@ -177,7 +177,7 @@ def test_secrets_are_redacted_in_exported_messages(tmp_path: Path) -> None:
     exporter = InMemorySpanExporter()
     from lc_observe.sinks.otlp import OtlpSink
 
-    obs = ObsHandler(tmp_path / "r.db", sinks=[OtlpSink(exporter)], redact=True)
+    obs = ObsHandler(tmp_path / "r.db", sinks=[OtlpSink(exporter)], privacy=Privacy(redact=True))
     secret = "sk-proj-" + "A1b2C3d4" * 6
     model = ScriptedChatModel(script=turns(("ok", [])))
     model.invoke([HumanMessage(f"my key is {secret}")], {"callbacks": [obs]})

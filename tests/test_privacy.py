@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from langchain_core.runnables import RunnableLambda
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import OTLP, LangSmith, ObsHandler, Privacy, Queue, TraceStore
 from lc_observe.pipeline.redact import Redactor, make_redactor
 
 from .runs import chat_chain, nested_lambdas
@@ -89,14 +89,16 @@ def test_redaction_applies_before_storage(db_path) -> None:
 
 
 def test_redaction_can_be_turned_off(db_path) -> None:
-    obs = ObsHandler(db_path, redact=False)
+    obs = ObsHandler(db_path, privacy=Privacy(redact=False))
     RunnableLambda(lambda x: x, name="echo").invoke({"password": "hunter2"}, {"callbacks": [obs]})
     obs.close()
     assert TraceStore(db_path).spans()[0].inputs == {"password": "hunter2"}
 
 
 def test_hide_inputs_and_outputs(db_path) -> None:
-    obs = ObsHandler(db_path, hide_inputs=True, hide_outputs=lambda out: {"kept": "shape only"})
+    obs = ObsHandler(
+        db_path, privacy=Privacy(hide_inputs=True, hide_outputs=lambda out: {"kept": "shape only"})
+    )
     assert chat_chain(["secret answer"]).invoke({"q": "secret question"}, {"callbacks": [obs]})
     obs.close()
     spans = TraceStore(db_path).spans()
@@ -252,10 +254,12 @@ def test_every_kind_of_sink_receives_only_public_redacted_records(tmp_path) -> N
         by_hand = LangSmithSink(client, project_name="by-hand")
         with ObsHandler(
             db,
-            sinks=[capture, by_hand],
-            langsmith=client,
-            project_name="mirror",
-            otlp_exporter=exporter,
+            sinks=[
+                capture,
+                by_hand,
+                LangSmith(client, project_name="mirror"),
+                OTLP(exporter=exporter),
+            ],
         ) as handler:
             _leaky_run(handler)
             assert handler.flush(30)
@@ -317,7 +321,7 @@ def test_a_custom_redaction_function_sees_public_data_once_per_value(db_path) ->
         seen.append(value)
         return "hidden" if value == {"secret": 1} else value
 
-    with ObsHandler(db_path, redact=redact) as handler:
+    with ObsHandler(db_path, privacy=Privacy(redact=redact)) as handler:
         RunnableLambda(lambda x: "ok", name="r").invoke({"secret": 1}, {"callbacks": [handler]})
     (span,) = TraceStore(db_path).spans()
     assert span.inputs == "hidden" and span.outputs == {"output": "ok"}
@@ -424,7 +428,7 @@ def _shared_handler(tmp_path_factory) -> tuple:
     if not _shared:
         capture = CaptureSink()
         db = tmp_path_factory.mktemp("prop") / "t.db"
-        _shared["handler"] = ObsHandler(db, sinks=[capture], schedule_delay=0.01)
+        _shared["handler"] = ObsHandler(db, sinks=[capture], queue=Queue(schedule_delay=0.01))
         _shared["capture"], _shared["db"] = capture, db
     return _shared["handler"], _shared["capture"], _shared["db"]
 

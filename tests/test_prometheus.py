@@ -17,7 +17,7 @@ import pytest
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from lc_observe import ObsHandler, TraceStore  # noqa: E402
+from lc_observe import ObsHandler, Queue, TraceStore  # noqa: E402
 from lc_observe.demo_drift import PRICES, Knobs, build_graph, run_tickets  # noqa: E402
 from lc_observe.sinks.prometheus import METRICS, OTHER, PREFIX, Metrics  # noqa: E402
 
@@ -92,7 +92,7 @@ def check_against_store(samples, store: TraceStore) -> None:
 
 def _tickets(db: str, **handler_args) -> ObsHandler:
     knobs = Knobs(seed=8, error_rate=0.2, review_rate=0.3)
-    handler = ObsHandler(db, prices=PRICES, handle_sigterm=False, **handler_args)
+    handler = ObsHandler(db, prices=PRICES, **handler_args, queue=Queue(handle_sigterm=False))
     run_tickets(build_graph(knobs), handler, 40)
     knobs.summarize = True
     run_tickets(build_graph(knobs), handler, 20)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.runnables import RunnableLambda
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, TraceStore
 from lc_observe.pipeline.serialize import TRUNCATED_KEY
 
 from .runs import Explosive, nested_lambdas
@@ -32,7 +32,7 @@ def _invoke_many(obs: ObsHandler, count: int) -> None:
 
 
 def test_missing_directory_is_logged_once_and_counted(tmp_path: Path, caplog) -> None:
-    obs = ObsHandler(tmp_path / "nope" / "t.db", batch_size=4, schedule_delay=0.01)
+    obs = ObsHandler(tmp_path / "nope" / "t.db", queue=Queue(batch_size=4, schedule_delay=0.01))
     _invoke_many(obs, 10)
     assert obs.flush(10)
     assert obs.stats["failed"] == 40 and obs.stats["written"] == 0
@@ -57,7 +57,7 @@ def test_read_only_directory(tmp_path: Path) -> None:  # pragma: no cover - not 
 
 
 def test_file_deleted_while_running_is_recreated(db_path: Path, caplog) -> None:
-    obs = ObsHandler(db_path, schedule_delay=0.01)
+    obs = ObsHandler(db_path, queue=Queue(schedule_delay=0.01))
     _invoke_many(obs, 5)
     assert obs.flush(10)
     for suffix in ("", "-wal", "-shm"):
@@ -71,7 +71,9 @@ def test_file_deleted_while_running_is_recreated(db_path: Path, caplog) -> None:
 
 def test_disk_full_is_counted_and_logged(db_path: Path, caplog) -> None:
     # The empty schema takes ~24 pages of 16 KB; room for about a third of the 300 spans.
-    obs = ObsHandler(db_path, max_db_bytes=800 * 1024, batch_size=20, schedule_delay=0.01)
+    obs = ObsHandler(
+        db_path, max_db_bytes=800 * 1024, queue=Queue(batch_size=20, schedule_delay=0.01)
+    )
     big = RunnableLambda(lambda x: "y" * 3000, name="big")
     start = time.perf_counter()
     for i in range(300):
@@ -91,7 +93,7 @@ def test_disk_full_is_counted_and_logged(db_path: Path, caplog) -> None:
 @pytest.mark.parametrize("content", [b"garbage" * 1000, b""], ids=["corrupt", "empty"])
 def test_corrupt_or_empty_file(db_path: Path, content: bytes, caplog) -> None:
     db_path.write_bytes(content)
-    obs = ObsHandler(db_path, schedule_delay=0.01)
+    obs = ObsHandler(db_path, queue=Queue(schedule_delay=0.01))
     _invoke_many(obs, 3)
     assert obs.flush(10)
     if content:  # a corrupt file is never overwritten
@@ -107,8 +109,8 @@ def test_kill_9_leaves_a_sound_database_and_loses_at_most_the_unwritten(db_path:
     code = """
         import sys
         from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler
-        handler = ObsHandler(sys.argv[1], schedule_delay=0.01)
+        from lc_observe import ObsHandler, Queue
+        handler = ObsHandler(sys.argv[1], queue=Queue(schedule_delay=0.01))
         chain = RunnableLambda(lambda x: x + 1, name="inc") | RunnableLambda(str, name="fmt")
         i = 0
         while True:
@@ -146,8 +148,8 @@ def test_four_writers_and_a_reader_lose_nothing(db_path: Path) -> None:
     writer = """
         import sys
         from langchain_core.runnables import RunnableLambda
-        from lc_observe import ObsHandler
-        handler = ObsHandler(sys.argv[1], batch_size=100, schedule_delay=0.01)
+        from lc_observe import ObsHandler, Queue
+        handler = ObsHandler(sys.argv[1], queue=Queue(batch_size=100, schedule_delay=0.01))
         chain = RunnableLambda(lambda x: x + 1, name="inc") | RunnableLambda(str, name="fmt")
         for i in range(1000):
             chain.invoke(i, {"callbacks": [handler]})
@@ -227,7 +229,7 @@ _values = st.recursive(
 
 def test_fuzzed_inputs_outputs_metadata_and_tags(tmp_path: Path) -> None:
     db_path = tmp_path / "fuzz.db"
-    obs = ObsHandler(db_path, batch_size=2000)
+    obs = ObsHandler(db_path, queue=Queue(batch_size=2000))
     echo = RunnableLambda(lambda x: x["out"], name="echo")
     cases = 0
 

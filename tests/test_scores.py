@@ -12,7 +12,7 @@ import pytest
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 
-from lc_observe import ObsHandler, TraceNotFoundError, TraceStore
+from lc_observe import ObsHandler, Queue, TraceNotFoundError, TraceStore
 from lc_observe.storage.schema import SCHEMA_VERSION
 
 from .runs import branching_graph, chat_chain
@@ -276,7 +276,9 @@ def test_trace_view_shows_scores_escaped(recorded) -> None:
 
 
 def test_a_score_given_inside_a_run_waits_in_the_queue(db_path: Path) -> None:
-    obs = ObsHandler(db_path, schedule_delay=60, batch_size=10_000)  # writes only on flush
+    obs = ObsHandler(
+        db_path, queue=Queue(batch_size=10_000, schedule_delay=60)
+    )  # writes only on flush
     seen: list[int] = []
 
     def step(x: int) -> int:

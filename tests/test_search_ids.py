@@ -11,7 +11,7 @@ from typing import ClassVar
 import pytest
 from langchain_core.runnables import RunnableLambda
 
-from lc_observe import ObsHandler, TraceNotFoundError, TraceStore
+from lc_observe import LangSmith, ObsHandler, TraceNotFoundError, TraceStore
 from lc_observe.cli import main
 from lc_observe.storage.ids import AmbiguousIdError, short_id
 from lc_observe.storage.schema import SCHEMA_VERSION
@@ -53,7 +53,7 @@ def test_search_index_follows_replace_and_purge(handler, read_store, db_path) ->
     _agent_traces(handler, 1)
     store = read_store()
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         spans = conn.execute("SELECT count(*) FROM spans").fetchone()[0]
         # running snapshots were replaced by final rows: one index entry per row, no more
         hits = conn.execute("SELECT count(*) FROM spans_fts WHERE spans_fts MATCH 'go OR zebras'")
@@ -213,7 +213,10 @@ def test_push_and_mirror_without_api_key_send_nothing(
         assert main(["push", "--db", db]) == 1
         err = capsys.readouterr().err
         assert "LANGSMITH_API_KEY" in err and err.count("\n") == 1 and "Nothing was sent" in err
-        with caplog.at_level("WARNING", logger="lc_observe"):
+        with pytest.raises(ValueError, match="LANGSMITH_API_KEY"):
+            LangSmith()
+        # The deprecated keyword keeps its old behaviour: one warning, local recording only.
+        with caplog.at_level("WARNING", logger="lc_observe"), pytest.deprecated_call():
             obs = ObsHandler(tmp_path / "m.db", langsmith=True)
             for _ in range(3):
                 RunnableLambda(lambda x: x, name="r").invoke(1, {"callbacks": [obs]})

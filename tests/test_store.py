@@ -13,6 +13,7 @@ from lc_observe import (
     DatabaseNotFoundError,
     ForeignDatabaseError,
     ObsHandler,
+    Queue,
     SchemaVersionError,
     StoreError,
     TraceNotFoundError,
@@ -223,7 +224,7 @@ def test_full_reads_return_each_trace_once_while_an_app_writes(tmp_path) -> None
 
     db = tmp_path / "busy.db"
     chain = RunnableLambda(lambda x: x, name="a") | RunnableLambda(lambda x: x, name="b")
-    handler = ObsHandler(db, schedule_delay=0.01, batch_size=50)
+    handler = ObsHandler(db, queue=Queue(batch_size=50, schedule_delay=0.01))
     for i in range(1_100):
         chain.invoke(i, {"callbacks": [handler]})
     assert handler.flush(30)

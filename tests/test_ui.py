@@ -13,26 +13,25 @@ import threading
 import time
 import urllib.request
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from langgraph.graph import END, START, StateGraph
 
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
+from tests.tiers import need
+
+need("starlette")
+need("httpx")
 
 from starlette.testclient import TestClient
 
-from lc_observe import ObsHandler, TraceStore
+from lc_observe import ObsHandler, Queue, SearchHit, TraceStore
 from lc_observe.errors import StoreError
 from lc_observe.ui import create_app, is_loopback
 from lc_observe.ui.app import CSP
 from tests.runs import branching_graph, flatten, run_tree, span_tree
 from tests.ui_data import HOSTILE, Recorded, build, run
-
-needs_search = pytest.mark.skipif(
-    not hasattr(TraceStore, "search"), reason="needs full-text search"
-)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +117,7 @@ def test_sorts_and_keyset_pages_cover_every_trace_once(client, store, sort, fiel
 def test_pages_do_not_shift_while_an_app_writes(tmp_path: Path) -> None:
     rec = Recorded(tmp_path / "live.db")
     graph = branching_graph()
-    with ObsHandler(rec.db_path, schedule_delay=0.05) as handler:
+    with ObsHandler(rec.db_path, queue=Queue(schedule_delay=0.05)) as handler:
         for n in range(4):
             run(handler, graph, {"n": n}, rec, name="router")
         assert handler.flush(10)
@@ -182,6 +181,18 @@ def test_trace_page_shows_errors_first_decisions_conversation(client, rec) -> No
     assert "add 3 and 4" in conversation and "3 + 4 = 7" in conversation
 
 
+def _tags(page: str) -> list[tuple[str, list[str]]]:
+    """Every element of ``page`` as the browser's parser sees it: (tag, attribute names)."""
+    found: list[tuple[str, list[str]]] = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.append((tag, [name for name, _ in attrs]))
+
+    Parser().feed(page)
+    return found
+
+
 def test_hostile_strings_are_escaped_everywhere(client, rec) -> None:
     pages = [
         client.get(f"/traces/{rec.hostile}").text,
@@ -196,7 +207,10 @@ def test_hostile_strings_are_escaped_everywhere(client, rec) -> None:
         assert "<b>bold?</b>" not in page
         # the only script is the page's own file: no inline script, no handler attributes
         assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/ui.js" defer>']
-        assert not re.search(r"<[^>]+\son[a-z]+=", page)
+        tags = _tags(page)
+        assert [t for t, _ in tags if t == "script"] == ["script"]
+        assert [a for _, attrs in tags for a in attrs if a.startswith("on")] == []
+        assert [t for t, _ in tags if t == "img"] == []
     assert "&lt;b&gt;bold?&lt;/b&gt;" in pages[1]
 
 
@@ -225,7 +239,7 @@ def test_static_files_are_local(client) -> None:
 
 def test_add_score_writes_through_the_store(tmp_path: Path) -> None:
     rec = Recorded(tmp_path / "score.db")
-    with ObsHandler(rec.db_path, schedule_delay=0.05) as handler:
+    with ObsHandler(rec.db_path, queue=Queue(schedule_delay=0.05)) as handler:
         trace_id = run(handler, branching_graph(), {"n": 20}, rec, name="router")
         assert handler.flush(10)
     client = TestClient(create_app(str(rec.db_path)), base_url="http://127.0.0.1")
@@ -356,7 +370,6 @@ def test_every_page_renders(client, rec) -> None:
 # -- search (TraceStore.search, schema version 6) --------------------------------------------
 
 
-@needs_search
 def test_search_api_finds_a_prompt(client, store, rec) -> None:
     body = client.get("/api/search?q=onerror").json()
     hits = store.search("onerror")
@@ -366,12 +379,15 @@ def test_search_api_finds_a_prompt(client, store, rec) -> None:
     assert 'id="hits"' in page and "<img src=x" not in page
 
 
-def test_search_without_full_text_support_says_so(client) -> None:
-    if hasattr(TraceStore, "search"):
-        pytest.skip("this lc_observe has full-text search")
-    response = client.get("/api/search?q=onerror")
-    assert response.status_code == 501 and "full-text search" in response.json()["error"]
+def test_search_hits_carry_the_fields_of_search_hit(client, store) -> None:
+    body = client.get("/api/search?q=onerror&since=30d&kind=chat_model").json()
+    hits = store.search("onerror", since="30d", kind="chat_model")
+    assert hits, "the hostile prompt is in a chat model's input"
+    assert body["hits"] == [h.model_dump(mode="json") for h in hits]
+    assert set(body["hits"][0]) == set(SearchHit.model_fields)
     assert client.get("/api/search").status_code == 400
+    bad = client.get("/api/search?q=onerror&since=yesterday")
+    assert bad.status_code == 400 and "'1d'" in bad.json()["error"]
 
 
 def test_collector_and_store_agree_on_model_calls(store, rec) -> None:
@@ -422,6 +438,7 @@ def test_cli_serves_on_loopback_and_stops_cleanly_on_ctrl_c(rec) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # child processes: the slow tier
 def test_cli_warns_off_loopback_and_names_a_missing_file(rec, tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET) is on no interface here: the warning, then a failed bind.
     process = _start(["--db", str(rec.db_path), "--host", "192.0.2.1", "--port", "9"])
@@ -452,7 +469,7 @@ def test_a_running_trace_shows_and_its_page_refreshes_when_it_ends(tmp_path: Pat
     builder.add_edge("slow", END)
     graph = builder.compile()
     rec = Recorded(tmp_path / "running.db")
-    with ObsHandler(rec.db_path, schedule_delay=0.05) as handler:
+    with ObsHandler(rec.db_path, queue=Queue(schedule_delay=0.05)) as handler:
         run(handler, branching_graph(), {"n": 1}, rec, name="router")  # the file exists
         worker = threading.Thread(target=run, args=(handler, graph, {}, rec), kwargs={"name": "g"})
         worker.start()

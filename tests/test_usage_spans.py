@@ -14,7 +14,7 @@ from langchain_core.caches import InMemoryCache
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 
-from lc_observe import Budget, BudgetExceeded, BudgetExceededError, ObsHandler, TraceStore
+from lc_observe import Budget, BudgetExceeded, BudgetExceededError, ObsHandler, Queue, TraceStore
 from lc_observe.capture.pricing import PriceTable
 from lc_observe.storage.stats import percentile
 
@@ -41,7 +41,7 @@ def gpt4o_cost(u: dict[str, Any]) -> float:
 
 @pytest.fixture
 def bundled_handler(db_path: Path):
-    obs = ObsHandler(db_path, schedule_delay=0.05, prices=PriceTable(source="bundled"))
+    obs = ObsHandler(db_path, prices=PriceTable(source="bundled"), queue=Queue(schedule_delay=0.05))
     yield obs
     obs.close()
 

@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langgraph.graph import END, START, StateGraph
 
-from lc_observe import ObsHandler
+from lc_observe import ObsHandler, Queue
 from tests.agents import ScriptedChatModel, call, turns
 from tests.runs import branching_graph
 from tests.scenarios import add, lookup
@@ -98,7 +98,7 @@ def build(db_path: Path) -> Recorded:
     """Record the test database at ``db_path``."""
     rec = Recorded(db_path)
     branching = branching_graph()
-    with ObsHandler(db_path, schedule_delay=0.05, session_id="s-1") as handler:
+    with ObsHandler(db_path, session_id="s-1", queue=Queue(schedule_delay=0.05)) as handler:
         for n in (1, 2, 3):
             rec.branch_small.append(
                 run(handler, branching, {"n": n}, rec, name="router", prompt_version="v1")

@@ -84,7 +84,7 @@ def anomalies(request: Request) -> Response:
     query = request.query_params
     with data.open_store(request.app.state.db_path) as store:
         found = store.anomalies(
-            since=params.since(params.text(query, "since") or "1h"),
+            since=params.text(query, "since") or "1h",
             baseline=params.text(query, "baseline") or "7d",
             by=params.text(query, "by") or "name",
         )
@@ -107,7 +107,7 @@ def compare(request: Request) -> Response:
     if not (by and a and b):
         raise ValueError("compare needs ?by=metadata.prompt_version&a=v1&b=v2")
     with data.open_store(request.app.state.db_path) as store:
-        result = store.compare(by, a, b, since=params.since(params.text(query, "since")))
+        result = store.compare(by, a, b, since=params.text(query, "since"))
     return _json(result.model_dump(mode="json"))
 
 

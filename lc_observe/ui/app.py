@@ -86,10 +86,6 @@ def _forbidden(request: Request, exc: Exception) -> Response:
     return _problem(request, 403, str(exc))
 
 
-def _unsupported(request: Request, exc: Exception) -> Response:
-    return _problem(request, 501, str(exc))
-
-
 def _store_error(request: Request, exc: Exception) -> Response:
     return _problem(request, 503, f"{exc}")
 
@@ -144,7 +140,6 @@ def create_app(db_path: str, *, allowed_hosts: Sequence[str] | None = None) -> S
             ValueError: _bad_request,
             TypeError: _bad_request,
             PermissionError: _forbidden,
-            NotImplementedError: _unsupported,
             StoreError: _store_error,
             LcObserveError: _store_error,
             sqlite3.Error: _sqlite_error,

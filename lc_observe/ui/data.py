@@ -15,14 +15,12 @@ from typing import Any
 
 from lc_observe.storage.store import TraceStore
 
-from ..analysis._time import duration
 from ..errors import TraceNotFoundError
 from ..model import Score, Span, StatRow, Trace
+from ..times import duration
 from ..views import GraphView, TraceView
 from . import params
 
-#: Fields of a full-text search hit (`TraceStore.search`).
-HIT_FIELDS = ("trace_id", "span_id", "name", "kind", "snippet", "rank")
 #: Span kinds whose inputs and outputs are a conversation.
 MODEL_KINDS = ("chat_model", "llm")
 
@@ -57,37 +55,15 @@ def trace_page(store: TraceStore, query: Any) -> TracePage:
     )
 
 
-def has_search(store: TraceStore) -> bool:
-    """Whether this lc_observe has full-text search (`TraceStore.search`)."""
-    return callable(getattr(store, "search", None))
-
-
-def _hit(hit: Any) -> dict[str, Any]:
-    if hasattr(hit, "model_dump"):
-        data = hit.model_dump(mode="json")
-    elif isinstance(hit, dict):
-        data = dict(hit)
-    else:
-        data = {key: getattr(hit, key, None) for key in HIT_FIELDS}
-    return {key: data.get(key) for key in HIT_FIELDS}
-
-
 def search(store: TraceStore, query: Any) -> list[dict[str, Any]]:
     """Full-text hits for ``q`` (ranked by the store), as plain dicts."""
     text = params.text(query, "q")
     if text is None:
         raise ValueError("search needs a text: ?q=WORDS")
-    if not has_search(store):
-        raise NotImplementedError(
-            "this lc_observe has no full-text search (TraceStore.search, schema version 6): "
-            "upgrade lc_observe"
-        )
     limit = params.integer(query, "limit", 50, 1, 500)
     kind = params.text(query, "kind")
-    hits = store.search(
-        text, since=params.since(params.text(query, "since")), kind=kind, limit=limit
-    )  # type: ignore[attr-defined]
-    return [_hit(hit) for hit in hits]
+    hits = store.search(text, since=params.text(query, "since"), kind=kind, limit=limit)
+    return [hit.model_dump(mode="json") for hit in hits]
 
 
 # -- one trace -------------------------------------------------------------------------------
@@ -152,7 +128,7 @@ def change_token(store: TraceStore, trace_id: str | None = None) -> str:
 def graph_view(store: TraceStore, query: Any) -> GraphView:
     return store.graph(
         params.text(query, "name"),
-        since=params.since(params.text(query, "since")),
+        since=params.text(query, "since"),
         trace_id=params.text(query, "trace"),
         limit=params.integer(query, "limit", 1_000, 1, 100_000),
     )

@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 
 from ..model import Anomaly, Score, Span, StatRow, Trace
 from ..views._html import esc, fmt_cost, fmt_ms, fmt_tokens, wrap
-from ..views.trace import decision_html, tree_html
+from ..views.payload import span_body_html
+from ..views.trace import decision_html
 from . import params
 
 NAV = (
@@ -98,7 +99,7 @@ SINCE_CHOICES = (("", "all time"), ("1h", "last hour"), ("24h", "last 24 h"), ("
 SORT_LABELS = {"start_time": "start time", "latency": "latency", "cost": "cost", "tokens": "tokens"}
 
 
-def trace_filters(query: Mapping[str, str], *, search: bool) -> str:
+def trace_filters(query: Mapping[str, str]) -> str:
     q = {k: params.text(query, k) for k in ("q", "since", *params.TRACE_FILTERS, "sort", "order")}
     since_choices = list(SINCE_CHOICES)
     if q["since"] and q["since"] not in dict(SINCE_CHOICES):
@@ -107,9 +108,6 @@ def trace_filters(query: Mapping[str, str], *, search: bool) -> str:
         '<label class="wide">Search<input type="search" name="q" id="search" '
         f'value="{esc(q["q"] or "")}" placeholder="words in inputs, outputs, errors" '
         'autocomplete="off"></label>'
-        if search
-        else '<label class="wide">Search<input type="search" name="q" id="search" disabled '
-        'placeholder="full-text search needs schema version 6"></label>'
     )
     errors = " checked" if params.text(query, "errors") in ("1", "on", "true") else ""
     return (
@@ -203,12 +201,15 @@ def hits_table(hits: Sequence[Mapping[str, Any]], text: str) -> str:
 
 
 def conversation_html(span: Span) -> str:
-    """A model call's messages and reply as HTML: the one place that picks the renderer
-    of a span's inputs and outputs (the span tree's, from `lc_observe.views.trace`),
-    shown opened: the call and its inputs/outputs block."""
-    markup = tree_html([span])
-    markup = markup.replace("<details ", "<details open ", 1)  # the span itself
-    return markup.replace('<details class="lco-payload">', '<details class="lco-payload" open>', 1)
+    """A model call's messages and reply: its name, model and latency, then the one
+    renderer of a span's payload (`lc_observe.views.payload.span_body_html`), opened."""
+    facts = " · ".join(x for x in (span.model, fmt_ms(span.latency_ms), span.status) if x)
+    return (
+        f'<div class="lco-call" data-span-id="{esc(span.span_id)}">'
+        f'<h3><a href="#span={esc(span.span_id)}" data-goto-span="{esc(span.span_id)}">'
+        f"{esc(span.name)}</a> <small>{esc(facts)}</small></h3>"
+        f"{span_body_html(span, folded=True)}</div>"
+    )
 
 
 def errors_html(spans: Sequence[Span]) -> str:

@@ -31,24 +31,17 @@ def home(request: Request) -> Response:
 def traces(request: Request) -> Response:
     query = request.query_params
     with data.open_store(request.app.state.db_path) as store:
-        searchable = data.has_search(store)
         page = data.trace_page(store, query)
         text = params.text(query, "q")
         hits = ""
         if text is not None:
-            hits = (
-                html.hits_table(data.search(store, query), text)
-                if searchable
-                else html.error_box(
-                    "Full-text search needs lc_observe with TraceStore.search (schema 6)."
-                )
-            )
+            hits = html.hits_table(data.search(store, query), text)
         token = data.change_token(store)
     first_page = not (query.get("after") or query.get("before"))
     live = f"/api/changes?token={token}" if first_page else None
     body = (
         "<h1>Traces</h1>"
-        + html.trace_filters(query, search=searchable)
+        + html.trace_filters(query)
         + hits
         + f'<div id="live">{html.traces_table(page.traces)}</div>'
         + html.pager(dict(query), page.previous, page.next)
@@ -166,7 +159,7 @@ def anomalies(request: Request) -> Response:
     baseline = params.text(query, "baseline") or "7d"
     by = params.text(query, "by") or "name"
     with data.open_store(request.app.state.db_path) as store:
-        found = list(store.anomalies(since=params.since(since_text), baseline=baseline, by=by))
+        found = list(store.anomalies(since=since_text, baseline=baseline, by=by))
     fields = (
         html.text_input("since", "Recent window", since_text)
         + html.text_input("baseline", "Baseline", baseline)
@@ -186,7 +179,7 @@ def compare(request: Request) -> Response:
             diff = store.diff(a, b)._repr_html_()
             results.append(html.section("diff", "Trace diff", diff))
         if by and ga and gb:
-            since = params.since(params.text(query, "since"))
+            since = params.text(query, "since")
             table = store.compare(by, ga, gb, since=since)._repr_html_()
             results.append(html.section("comparison", f"{by}: {ga} vs {gb}", table))
     traces_form = html.form(

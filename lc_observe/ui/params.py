@@ -9,12 +9,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from lc_observe.storage.store import TRACE_SORTS
-
-from ..analysis._time import duration, is_age
 
 #: Equality filters of the traces page: query key -> `TraceStore.trace_page` argument.
 TRACE_FILTERS = {
@@ -35,13 +32,6 @@ def text(query: Mapping[str, str], key: str) -> str | None:
     """A trimmed value, or None when absent or empty."""
     value = (query.get(key) or "").strip()
     return value or None
-
-
-def since(value: str | None) -> timedelta | str | None:
-    """An age (``"1h"``, ``"7d"``: that long ago) or an ISO time; None for all time."""
-    if value is None:
-        return None
-    return duration(value) if is_age(value) else value
 
 
 def integer(query: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
@@ -99,8 +89,8 @@ def trace_page_args(query: Mapping[str, str]) -> dict[str, Any]:
         "descending": order == "desc",
         "after": decode_cursor(text(query, "after")),
         "before": decode_cursor(text(query, "before")),
-        "since": since(text(query, "since")),
-        "until": since(text(query, "until")),
+        "since": text(query, "since"),
+        "until": text(query, "until"),
         "has_errors": True if text(query, "errors") in ("1", "on", "true") else None,
     }
     for key, argument in TRACE_FILTERS.items():
