@@ -174,7 +174,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     with TraceStore(args.db) as store:
-        hits = store.search(args.text, since=args.since, kind=args.kind, limit=args.limit)
+        order = "newest" if args.newest else "rank"
+        hits = store.search(
+            args.text, since=args.since, kind=args.kind, limit=args.limit, order=order
+        )
     if args.json:
         _print_json([hit.model_dump(mode="json") for hit in hits])
         return 0
@@ -644,6 +647,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--since", help="only spans started since an age (7d) or ISO time")
     search.add_argument("--kind", choices=KINDS, help="only spans of this run type")
     search.add_argument("--limit", type=int, default=20, help="at most N hits (default 20)")
+    search.add_argument(
+        "--newest",
+        action="store_true",
+        help="most recently written first instead of best match first (faster on big files)",
+    )
     branches = add("branches", "branch decisions of one trace, or rates per source/destination")
     branches.add_argument("trace_id", nargs="?", help="a trace id or piece (omit for rates)")
     branches.add_argument("--source", help="only decisions taken at this node")

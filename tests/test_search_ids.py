@@ -49,6 +49,29 @@ def test_search_finds_spans_by_what_was_said(handler, read_store) -> None:
     assert store.search("documented", since="2999-01-01") == []
 
 
+def test_search_newest_first_is_the_write_order(handler, read_store) -> None:
+    """``order="newest"`` finds the same spans as ``"rank"``, the last written first (the
+    order of SQLite's own rowids of the spans), filtered or not; the limit keeps the
+    newest ones; an unknown order lists the valid ones."""
+    _agent_traces(handler, 3)
+    store = read_store()
+    rowid = {
+        row["span_id"]: row["rowid"]
+        for row in store._query("SELECT rowid, span_id FROM spans")  # SQLite's write order
+    }
+    for kind in (None, "tool"):
+        ranked = store.search("documented", kind=kind, limit=500)
+        newest = store.search("documented", kind=kind, order="newest", limit=500)
+        assert {h.span_id for h in newest} == {h.span_id for h in ranked}
+        assert len(newest) == (3 if kind == "tool" else len(ranked)) and len(newest) >= 3
+        order = [rowid[h.span_id] for h in newest]
+        assert order == sorted(order, reverse=True)
+        top = store.search("documented", kind=kind, order="newest", limit=2)
+        assert [h.span_id for h in top] == [h.span_id for h in newest][:2]
+    with pytest.raises(ValueError, match="order must be one of rank, newest"):
+        store.search("documented", order="oldest")
+
+
 def test_search_index_follows_replace_and_purge(handler, read_store, db_path) -> None:
     _agent_traces(handler, 1)
     store = read_store()

@@ -372,8 +372,10 @@ def test_every_page_renders(client, rec) -> None:
 
 def test_search_api_finds_a_prompt(client, store, rec) -> None:
     body = client.get("/api/search?q=onerror").json()
-    hits = store.search("onerror")
+    hits = store.search("onerror", order="newest")  # the UI lists the newest first
     assert [h["span_id"] for h in body["hits"]] == [h.span_id for h in hits]
+    ranked = client.get("/api/search?q=onerror&rank=1").json()["hits"]
+    assert [h["span_id"] for h in ranked] == [h.span_id for h in store.search("onerror")]
     assert rec.hostile in {h["trace_id"] for h in body["hits"]}
     page = client.get("/traces?q=onerror").text
     assert 'id="hits"' in page and "<img src=x" not in page
@@ -381,7 +383,7 @@ def test_search_api_finds_a_prompt(client, store, rec) -> None:
 
 def test_search_hits_carry_the_fields_of_search_hit(client, store) -> None:
     body = client.get("/api/search?q=onerror&since=30d&kind=chat_model").json()
-    hits = store.search("onerror", since="30d", kind="chat_model")
+    hits = store.search("onerror", since="30d", kind="chat_model", order="newest")
     assert hits, "the hostile prompt is in a chat model's input"
     assert body["hits"] == [h.model_dump(mode="json") for h in hits]
     assert set(body["hits"][0]) == set(SearchHit.model_fields)

@@ -56,13 +56,18 @@ def trace_page(store: TraceStore, query: Any) -> TracePage:
 
 
 def search(store: TraceStore, query: Any) -> list[dict[str, Any]]:
-    """Full-text hits for ``q`` (ranked by the store), as plain dicts."""
+    """Full-text hits for ``q``, as plain dicts: the most recently written first, like the
+    traces list (only the hits shown are ranked, so a common word stays fast on a big
+    file); ``rank=1`` for best match first."""
     text = params.text(query, "q")
     if text is None:
         raise ValueError("search needs a text: ?q=WORDS")
     limit = params.integer(query, "limit", 50, 1, 500)
     kind = params.text(query, "kind")
-    hits = store.search(text, since=params.text(query, "since"), kind=kind, limit=limit)
+    order = "rank" if params.text(query, "rank") in ("1", "on", "true") else "newest"
+    hits = store.search(
+        text, since=params.text(query, "since"), kind=kind, limit=limit, order=order
+    )
     return [hit.model_dump(mode="json") for hit in hits]
 
 
