@@ -72,7 +72,7 @@ def record_live(db: Path, endpoint: str, user: str) -> dict[str, Any]:
     assert obs.flush(120)
     stats = obs.stats["otlp"]
     obs.close()
-    assert stats["failed"] == 0, stats
+    assert stats["spans_failed"] == 0, stats
     return all_runs(collector)
 
 
