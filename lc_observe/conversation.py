@@ -22,7 +22,11 @@ anything else       keys holding messages (``{"messages": [...]}``, LangGraph st
 
 A message is a dict with a ``type`` (``human``, ``ai``, ``system``, ``tool`` ...) and a
 ``content``, an OpenAI-style ``{"role", "content"}`` dict, or a ``[role, text]`` pair.
-Nothing here raises on odd data: what is not understood stays a `Value`.
+Nothing here raises on odd data: what is not understood stays a ``"value"`` part.
+
+The OTLP export (`lc_observe.sinks.otlp_content`) reads payloads through the same
+functions (`read_model_call`, `read_tool_result`, `read_documents`, `read_message`) and
+only encodes what they return.
 
 >>> parts = read_parts({"messages": [[{"type": "human", "content": "hi"}]]}, "chat_model", "in")
 >>> parts[0].messages[0].role, parts[0].messages[0].text
@@ -34,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 #: Metadata keys LangGraph and LangChain add to every run (folded away in views).
@@ -53,21 +57,56 @@ _ROLES = {
     "remove": "remove",
 }
 _CHUNK_SUFFIX = "MessageChunk"
+#: Content blocks that are tool calls (each also in the message's ``tool_calls``).
+TOOL_CALL_BLOCKS = frozenset({"tool_use", "tool_call", "function_call"})
+#: Content blocks that hold the model's reasoning.
+REASONING_BLOCKS = frozenset({"reasoning", "thinking"})
+#: Where providers report why a generation ended.
+_FINISH_KEYS = ("finish_reason", "stop_reason", "done_reason")
+#: Message ids LangChain makes up itself (not a provider's response id).
+_LOCAL_ID_PREFIXES = ("run-", "lc_run-", "lc_")
 
 
 @dataclass(frozen=True)
 class ToolCall:
-    """A tool call an AI message asked for (or a tool span's own input)."""
+    """A tool call an AI message asked for (or a tool span's own input).  ``error`` is set
+    on a call the model made but LangChain could not parse (``invalid_tool_calls``)."""
 
     name: str
     args: Any
     id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a message's content (tool call blocks are left out: they are the
+    message's ``tool_calls``).  ``type`` is ``"text"`` for plain text, else the block's own
+    type (``"image"``, ``"reasoning"`` ...; ``""`` when it has none); ``text`` is the text it
+    carries, if any; ``data`` the block as stored (None for plain text)."""
+
+    type: str
+    text: str | None = None
+    data: Any = None
+
+    @property
+    def is_reasoning(self) -> bool:
+        return self.type in REASONING_BLOCKS
+
+    @property
+    def reasoning(self) -> Any:
+        """A reasoning block's reasoning (``reasoning``, ``thinking`` or ``text``)."""
+        data = self.data if isinstance(self.data, dict) else {}
+        return data.get("reasoning") or data.get("thinking") or data.get("text")
 
 
 @dataclass(frozen=True)
 class Message:
     """One chat turn; ``role`` is ``system``, ``human``, ``ai``, ``tool`` or the type as
-    stored when it is none of these."""
+    stored when it is none of these.  ``text`` is the content as one text (non-text blocks
+    named ``[image]`` ...); ``content`` the content as stored (text or blocks, see
+    `blocks`).  ``finish_reason`` (as the provider said it) and ``response_id`` (the
+    provider's id of the response) are known on model answers."""
 
     role: str
     text: str
@@ -75,15 +114,43 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     status: str | None = None  # a tool result's status ("error" ...)
+    content: Any = None
+    finish_reason: str | None = None
+    response_id: str | None = None
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        """The content as `Block` s."""
+        return content_blocks(self.content)
 
 
 @dataclass(frozen=True)
 class Document:
-    """A retrieved document: its text and metadata."""
+    """A retrieved document: its text, metadata, id (its own or its metadata's) and
+    relevance score (the metadata's ``score`` or ``relevance_score``)."""
 
     content: str
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """A chat model or LLM span: the conversations it was sent (one per prompt of a batch)
+    and its answers (one tuple of generations per prompt)."""
+
+    prompts: tuple[tuple[Message, ...], ...] = ()
+    generations: tuple[tuple[Message, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A tool span's result: ``value`` is what the tool returned (its ToolMessage's
+    content, else the value itself); ``message`` the ToolMessage, when it returned one."""
+
+    value: Any
+    message: Message | None = None
 
 
 @dataclass(frozen=True)
@@ -266,15 +333,8 @@ def _read_dict(value: dict[str, Any]) -> list[Part]:
 
 
 def _model_input(value: dict[str, Any]) -> list[Part]:
-    parts: list[Part] = []
-    if isinstance(value.get("messages"), list):
-        batches = value["messages"]
-        if batches and all(isinstance(b, list) for b in batches):
-            for batch in batches:
-                parts.append(Part("messages", label="messages", messages=_messages(batch)))
-        else:
-            parts.append(Part("messages", label="messages", messages=_messages(batches)))
-    elif isinstance(value.get("prompts"), list):
+    parts = [Part("messages", label="messages", messages=m) for m in _prompt_batches(value)]
+    if not isinstance(value.get("messages"), list) and isinstance(value.get("prompts"), list):
         for prompt in value["prompts"]:
             parts.append(Part("text", label="prompt", text=_content_text(prompt)))
     rest = {k: v for k, v in value.items() if k not in ("messages", "prompts")}
@@ -284,20 +344,119 @@ def _model_input(value: dict[str, Any]) -> list[Part]:
 
 
 def _generations(value: dict[str, Any]) -> list[Part]:
-    messages: list[Message] = []
+    messages = tuple(m for batch in _generation_batches(value) for m in batch)
+    parts = [Part("messages", label="generations", messages=messages)]
+    extra = value.get("llm_output")
+    if extra:
+        parts.append(Part("value", label="llm_output", value=extra))
+    return parts
+
+
+def read_model_call(inputs: Any, outputs: Any) -> ModelCall:
+    """What a chat model (``{"messages": [[...]]}``) or LLM (``{"prompts": [...]}``, each
+    read as a human message) was sent, and its ``generations``."""
+    try:
+        return _model_call(inputs, outputs)
+    except Exception:  # odd data: nothing read
+        return ModelCall()
+
+
+def _model_call(inputs: Any, outputs: Any) -> ModelCall:
+    prompts: list[tuple[Message, ...]] = []
+    if isinstance(inputs, dict):
+        prompts = _prompt_batches(inputs)
+        if not prompts and isinstance(inputs.get("prompts"), list):
+            prompts = [(Message("human", _content_text(p), content=p),) for p in inputs["prompts"]]
+    generations = _generation_batches(outputs) if isinstance(outputs, dict) else []
+    return ModelCall(tuple(prompts), tuple(generations))
+
+
+def _prompt_batches(value: dict[str, Any]) -> list[tuple[Message, ...]]:
+    """A chat model's input conversations: ``[[message, ...], ...]`` (or one flat list)."""
+    batches = value.get("messages")
+    if not isinstance(batches, list):
+        return []
+    if batches and all(isinstance(b, list) for b in batches):
+        return [_messages(batch) for batch in batches]
+    return [_messages(batches)]
+
+
+def _generation_batches(value: dict[str, Any]) -> list[tuple[Message, ...]]:
+    """An ``LLMResult``'s generations, one tuple per prompt: each generation's message (or
+    its text as an AI message) with the generation's finish reason."""
+    found = []
     for batch in value.get("generations") or []:
+        messages = []
         for generation in batch if isinstance(batch, list) else [batch]:
             if not isinstance(generation, dict):
                 continue
             message = _message(generation.get("message"))
             if message is None:
-                message = Message("ai", _content_text(generation.get("text", "")))
+                text = generation.get("text", "")
+                message = Message("ai", _content_text(text), content=text)
+            reason = _finish_reason(generation.get("generation_info"))
+            if reason is not None:
+                message = replace(message, finish_reason=reason)
             messages.append(message)
-    parts = [Part("messages", label="generations", messages=tuple(messages))]
-    extra = value.get("llm_output")
-    if extra:
-        parts.append(Part("value", label="llm_output", value=extra))
-    return parts
+        found.append(tuple(messages))
+    return found
+
+
+def _finish_reason(source: Any) -> str | None:
+    """Why a generation ended, as the provider said it (``generation_info`` or a message's
+    ``response_metadata``)."""
+    if isinstance(source, dict):
+        for key in _FINISH_KEYS:
+            if source.get(key):
+                return str(source[key])
+    return None
+
+
+def _response_id(item: dict[str, Any]) -> str | None:
+    """The provider's id of the response a message is (not an id LangChain made up)."""
+    meta = item.get("response_metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("id"), str):
+        return meta["id"]
+    ident = item.get("id")
+    if isinstance(ident, str) and not ident.startswith(_LOCAL_ID_PREFIXES):
+        return ident
+    return None
+
+
+def read_tool_result(outputs: Any) -> ToolResult:
+    """A tool span's result (``{"output": ToolMessage | value}`` as the handler keeps it)."""
+    try:
+        return _tool_result(outputs)
+    except Exception:  # odd data: the outputs as they are
+        return ToolResult(outputs)
+
+
+def _tool_result(outputs: Any) -> ToolResult:
+    if not isinstance(outputs, dict) or "output" not in outputs:
+        return ToolResult(outputs)
+    output = outputs["output"]
+    message = _message(output)
+    if message is not None and message.role == "tool":
+        return ToolResult(output["content"], message)
+    return ToolResult(output)
+
+
+def tool_call_id(params: Any, outputs: Any) -> str | None:
+    """The model's id of the tool call a tool span ran: from the tool's start (``params``)
+    or from the ToolMessage it returned."""
+    if isinstance(params, dict) and isinstance(params.get("tool_call_id"), str):
+        return params["tool_call_id"]
+    message = read_tool_result(outputs).message
+    return message.tool_call_id if message is not None else None
+
+
+def read_documents(outputs: Any) -> tuple[Document, ...]:
+    """A retriever span's documents (``{"documents": [Document, ...]}``)."""
+    docs = outputs.get("documents") if isinstance(outputs, dict) else None
+    try:
+        return _documents(docs) if isinstance(docs, list) else ()
+    except Exception:  # odd data: none read
+        return ()
 
 
 def _role(raw: str) -> str:
@@ -305,11 +464,19 @@ def _role(raw: str) -> str:
     return _ROLES.get(text, text)
 
 
+def read_message(item: Any) -> Message | None:
+    """One stored message (a dict with type/role and content, or a ``[role, text]`` pair),
+    or None if ``item`` is not one."""
+    try:
+        return _message(item)
+    except Exception:  # odd data: not a message
+        return None
+
+
 def _message(item: Any) -> Message | None:
-    """A stored message (dict with type/role and content), or None if ``item`` is not one."""
     if isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item):
         if item[0].lower() in _ROLES:  # ("human", "hi") as given to an agent
-            return Message(_ROLES[item[0].lower()], item[1])
+            return Message(_ROLES[item[0].lower()], item[1], content=item[1])
         return None
     if not isinstance(item, dict) or "content" not in item:
         return None
@@ -319,13 +486,24 @@ def _message(item: Any) -> Message | None:
     role = _role(raw)
     if role == "chat" and isinstance(item.get("role"), str):
         role = _role(item["role"])
-    if role not in _ROLES.values() and not raw.endswith(_CHUNK_SUFFIX):
+    elif role not in _ROLES.values() and not raw.endswith(_CHUNK_SUFFIX):
         return None
     calls = tuple(_tool_calls(item))
     name = item.get("name") if isinstance(item.get("name"), str) else None
     call_id = item.get("tool_call_id") if isinstance(item.get("tool_call_id"), str) else None
     status = item.get("status") if role == "tool" and isinstance(item.get("status"), str) else None
-    return Message(role, _content_text(item["content"]), name, calls, call_id, status)
+    content = item["content"]
+    return Message(
+        role,
+        _content_text(content),
+        name,
+        calls,
+        call_id,
+        status,
+        content,
+        _finish_reason(item.get("response_metadata")),
+        _response_id(item),
+    )
 
 
 def _messages(value: Any) -> tuple[Message, ...]:
@@ -342,10 +520,16 @@ def _messages(value: Any) -> tuple[Message, ...]:
 
 
 def _tool_calls(item: dict[str, Any]) -> list[ToolCall]:
+    """A serialized AI message's tool calls: ``tool_calls`` and ``invalid_tool_calls``
+    (LangChain's parse), else the provider's raw ``additional_kwargs["tool_calls"]``."""
     calls = []
-    for call in list(item.get("tool_calls") or []) + list(item.get("invalid_tool_calls") or []):
+    for call in item.get("tool_calls") or []:
         if isinstance(call, dict) and isinstance(call.get("name"), str):
             calls.append(ToolCall(call["name"], call.get("args"), _str(call.get("id"))))
+    for call in item.get("invalid_tool_calls") or []:
+        if isinstance(call, dict) and isinstance(call.get("name"), str):
+            error = _str(call.get("error")) or "invalid tool call"
+            calls.append(ToolCall(call["name"], call.get("args"), _str(call.get("id")), error))
     if calls:
         return calls
     extra = item.get("additional_kwargs") or {}
@@ -363,38 +547,57 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def content_blocks(content: Any) -> tuple[Block, ...]:
+    """Message content (text, or a list of text and block dicts) as `Block` s; tool call
+    blocks are left out (they are also the message's ``tool_calls``)."""
+    if content is None or content == "":
+        return ()
+    if isinstance(content, str):
+        return (Block("text", content),)
+    if not isinstance(content, list):
+        return (Block("text", json.dumps(content, ensure_ascii=False, default=str)),)
+    blocks = []
+    for block in content:
+        if isinstance(block, str):
+            blocks.append(Block("text", block))
+        elif isinstance(block, dict):
+            kind = block.get("type")
+            kind = kind if isinstance(kind, str) else ""
+            if kind not in TOOL_CALL_BLOCKS:
+                blocks.append(Block(kind, _str(block.get("text")), block))
+    return tuple(blocks)
+
+
 def _content_text(content: Any) -> str:
     """Message content as text: content blocks joined, non-text blocks named."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        pieces = []
-        for block in content:
-            if isinstance(block, str):
-                pieces.append(block)
-            elif isinstance(block, dict):
-                kind = block.get("type")
-                if isinstance(block.get("text"), str):
-                    pieces.append(block["text"])
-                elif kind in ("tool_use", "tool_call"):
-                    continue  # also in tool_calls
-                else:
-                    pieces.append(f"[{kind or 'block'}]")
-        return "\n".join(pieces)
-    if content is None:
-        return ""
-    return json.dumps(content, ensure_ascii=False, default=str)
+    pieces = [
+        b.text if b.text is not None else f"[{b.type or 'block'}]" for b in content_blocks(content)
+    ]
+    return "\n".join(pieces)
 
 
 def _documents(items: Sequence[Any]) -> tuple[Document, ...]:
     out = []
     for item in items:
-        if isinstance(item, dict):
-            metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
-            text = item.get("page_content", item.get("content", ""))
-            out.append(Document(_content_text(text), metadata, _str(item.get("id"))))
-        else:
+        if not isinstance(item, dict):
             out.append(Document(_content_text(item)))
+            continue
+        metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+        text = item.get("page_content", item.get("content", ""))
+        ident = item.get("id") or metadata.get("id")
+        score = next((metadata[k] for k in ("score", "relevance_score") if k in metadata), None)
+        if not isinstance(score, (int, float)) or isinstance(score, bool):
+            score = None
+        out.append(
+            Document(
+                _content_text(text),
+                metadata,
+                None if ident is None else str(ident),
+                None if score is None else float(score),
+            )
+        )
     return tuple(out)
 
 

@@ -1,38 +1,38 @@
-"""What a stored run *says*, in the two vocabularies OTel backends read.
+"""What a stored run *says*, encoded in the two vocabularies OTel backends read.
 
-Input is the public (JSON-safe, redacted) form of a span record's ``inputs`` / ``outputs``
-as LangChain produced them: a chat model's ``{"messages": [[message, ...]]}`` and its
-``LLMResult`` (``{"generations": [[{"message": ..., "generation_info": ...}]]}``), a
-tool's arguments and ``{"output": ToolMessage | value}``, a retriever's
-``{"documents": [Document, ...]}``.  Serialized messages are dicts with ``type``
-(``system``, ``human``, ``ai``, ``tool``, ``chat`` ...), ``content`` (text or content
-blocks), ``tool_calls``, ``tool_call_id``.
+The payloads are read by `lc_observe.conversation` (the one reader of LangChain's shapes:
+roles, content blocks, tool calls, finish reasons, response ids, tool results, documents);
+this module only encodes what it returns:
 
-- `Conversation.genai` gives the OpenTelemetry GenAI parts format: ``{"role", "parts":
-  [{"type": "text", "content"}, {"type": "tool_call", "id", "name", "arguments"},
-  {"type": "tool_call_response", "id", "response"}], "finish_reason"}``.
-- `openinference_messages` flattens messages as OpenInference does
-  (``llm.input_messages.0.message.role`` ...).
+- `Conversation.genai_inputs` / `Conversation.genai_outputs` give the OpenTelemetry GenAI
+  parts format: ``{"role", "parts": [{"type": "text", "content"}, {"type": "tool_call",
+  "id", "name", "arguments"}, {"type": "tool_call_response", "id", "response"}],
+  "finish_reason"}``;
+- `Conversation.openinference` flattens messages as OpenInference does
+  (``llm.input_messages.0.message.role`` ...);
+- `documents` gives a retriever's documents as ``{"id", "score", "content", "metadata"}``.
 
 Everything here is tolerant: an unexpected shape yields less, never an exception.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-_ROLES = {
-    "system": "system",
-    "developer": "system",
-    "human": "user",
-    "user": "user",
-    "ai": "assistant",
-    "assistant": "assistant",
-    "tool": "tool",
-    "function": "tool",
-}
+from lc_observe.conversation import (
+    Block,
+    Message,
+    read_documents,
+    read_message,
+    read_model_call,
+    read_tool_result,
+)
+from lc_observe.conversation import tool_call_id as _tool_call_id
+
+#: lc_observe's roles -> GenAI roles (``system`` and ``tool`` are the same in both).
+_ROLES = {"human": "user", "ai": "assistant", "chat": "user"}
 #: Provider finish reasons -> the GenAI output message's ``finish_reason`` values.
 _FINISH = {
     "tool_calls": "tool_call",
@@ -43,220 +43,149 @@ _FINISH = {
     "max_tokens": "length",
     "content_filter": "content_filter",
 }
-#: Message ids LangChain makes up itself (not a provider's response id).
-_LOCAL_ID_PREFIXES = ("run-", "lc_run-", "lc_")
 
 
-def role(message: dict[str, Any]) -> str:
-    """The GenAI role of a serialized LangChain message (``user``, ``assistant`` ...)."""
-    kind = str(message.get("type") or message.get("role") or "")
-    if kind == "chat":
-        kind = str(message.get("role") or "user")
-    kind = kind.removesuffix("Chunk").lower()  # AIMessageChunk serialized by class name
-    return _ROLES.get(kind.removesuffix("message"), kind or "user")
+def role(message: Message) -> str:
+    """The GenAI role of a message (``user``, ``assistant``, ``system``, ``tool`` ...)."""
+    return _ROLES.get(message.role, message.role)
 
 
-def _text_parts(content: Any) -> list[dict[str, Any]]:
-    if content is None or content == "":
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
-    if not isinstance(content, list):
-        return [{"type": "text", "content": str(content)}]
+def _parts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append({"type": "text", "content": block})
-        elif isinstance(block, dict):
-            kind = str(block.get("type") or "unknown")
-            if kind == "text":
-                parts.append({"type": "text", "content": block.get("text", "")})
-            elif kind in ("reasoning", "thinking"):
-                text = block.get("reasoning") or block.get("thinking") or block.get("text")
-                parts.append({"type": "reasoning", "content": text})
-            elif kind not in ("tool_use", "tool_call", "function_call"):  # kept as tool_calls
-                parts.append({"type": kind, "content": block})
+    for block in blocks:
+        if block.type == "text":
+            parts.append({"type": "text", "content": block.text or ""})
+        elif block.is_reasoning:
+            parts.append({"type": "reasoning", "content": block.reasoning})
+        else:
+            parts.append({"type": block.type or "unknown", "content": block.data})
     return parts
 
 
-def message_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """The GenAI parts of one serialized message."""
-    if role(message) == "tool":
-        response = message.get("content")
+def message_parts(message: Message | dict[str, Any]) -> list[dict[str, Any]]:
+    """The GenAI parts of one message (or of a serialized one)."""
+    if not isinstance(message, Message):
+        read = read_message(message)
+        if read is None:
+            return []
+        message = read
+    if message.role == "tool":
         return [
-            {"type": "tool_call_response", "id": message.get("tool_call_id"), "response": response}
+            {"type": "tool_call_response", "id": message.tool_call_id, "response": message.content}
         ]
-    parts = _text_parts(message.get("content"))
-    for call in message.get("tool_calls") or ():
-        if isinstance(call, dict):
+    parts = _parts(message.blocks)
+    for call in message.tool_calls:
+        if call.error is None:  # a call LangChain could not parse was not made
             parts.append(
-                {
-                    "type": "tool_call",
-                    "id": call.get("id"),
-                    "name": call.get("name"),
-                    "arguments": call.get("args"),
-                }
+                {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.args}
             )
     return parts
 
 
-def genai_message(message: Any) -> dict[str, Any]:
-    """A serialized message (or plain text) as a GenAI message ``{"role", "parts"}``."""
-    if not isinstance(message, dict):
-        return {"role": "user", "parts": _text_parts(message)}
+def genai_message(message: Message) -> dict[str, Any]:
+    """A message as a GenAI message ``{"role", "parts"}`` (and ``name``)."""
     out: dict[str, Any] = {"role": role(message), "parts": message_parts(message)}
-    if message.get("name") and out["role"] != "tool":
-        out["name"] = message["name"]
+    if message.name and out["role"] != "tool":
+        out["name"] = message.name
     return out
-
-
-def finish_reason(generation: dict[str, Any]) -> str | None:
-    """The provider's finish reason of one generation, as it reported it."""
-    info = generation.get("generation_info")
-    message = generation.get("message")
-    meta = message.get("response_metadata") if isinstance(message, dict) else None
-    for source in (info, meta):
-        if isinstance(source, dict):
-            for key in ("finish_reason", "stop_reason", "done_reason"):
-                if source.get(key):
-                    return str(source[key])
-    return None
 
 
 @dataclass
 class Conversation:
-    """A model call's messages: system instructions, input and output messages."""
+    """A model call's first prompt and its answers: system instructions (GenAI parts),
+    the other input messages, and the generations."""
 
-    system: list[dict[str, Any]] = field(default_factory=list)  # parts
-    inputs: list[dict[str, Any]] = field(default_factory=list)  # serialized messages
-    outputs: list[dict[str, Any]] = field(default_factory=list)  # serialized AI messages
-    finish_reasons: list[str | None] = field(default_factory=list)
-    response_id: str | None = None
+    system: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[Message] = field(default_factory=list)
+    outputs: list[Message] = field(default_factory=list)
 
     @classmethod
     def of(cls, inputs: Any, outputs: Any) -> Conversation:
         """The conversation of a chat model (or LLM) span's public inputs and outputs."""
-        found = cls()
-        messages: list[Any] = []
-        if isinstance(inputs, dict):
-            batches = inputs.get("messages")
-            if isinstance(batches, list) and batches:
-                first = batches[0]
-                messages = first if isinstance(first, list) else batches  # the first prompt
-            elif isinstance(inputs.get("prompts"), list):
-                messages = [{"type": "human", "content": p} for p in inputs["prompts"][:1]]
-        for message in messages:
-            if isinstance(message, dict) and role(message) == "system":
-                found.system.extend(_text_parts(message.get("content")))
+        call = read_model_call(inputs, outputs)
+        found = cls(outputs=list(call.generations[0]) if call.generations else [])
+        for message in call.prompts[0] if call.prompts else ():
+            if message.role == "system":
+                found.system.extend(_parts(message.blocks))
             else:
-                found.inputs.append(message if isinstance(message, dict) else {"content": message})
-        generations = outputs.get("generations") if isinstance(outputs, dict) else None
-        first = generations[0] if isinstance(generations, list) and generations else []
-        for generation in first if isinstance(first, list) else ():
-            if not isinstance(generation, dict):
-                continue
-            message = generation.get("message")
-            if not isinstance(message, dict):
-                message = {"type": "ai", "content": generation.get("text")}
-            found.outputs.append(message)
-            found.finish_reasons.append(finish_reason(generation))
-            if found.response_id is None:
-                found.response_id = _response_id(message)
+                found.inputs.append(message)
         return found
+
+    @property
+    def finish_reasons(self) -> list[str | None]:
+        """Each generation's finish reason, as the provider reported it."""
+        return [m.finish_reason for m in self.outputs]
+
+    @property
+    def response_id(self) -> str | None:
+        """The provider's id of the response (the first generation that has one)."""
+        return next((m.response_id for m in self.outputs if m.response_id), None)
 
     def genai_inputs(self) -> list[dict[str, Any]]:
         return [genai_message(m) for m in self.inputs]
 
     def genai_outputs(self) -> list[dict[str, Any]]:
         out = []
-        for message, reason in zip(self.outputs, self.finish_reasons, strict=True):
+        for message in self.outputs:
             item = genai_message(message)
             item["role"] = "assistant"
+            reason = message.finish_reason
             item["finish_reason"] = _FINISH.get(reason or "", reason or "stop")
             out.append(item)
         return out
 
-
-def _response_id(message: dict[str, Any]) -> str | None:
-    meta = message.get("response_metadata")
-    if isinstance(meta, dict) and isinstance(meta.get("id"), str):
-        return meta["id"]
-    ident = message.get("id")
-    if isinstance(ident, str) and not ident.startswith(_LOCAL_ID_PREFIXES):
-        return ident
-    return None
+    def openinference(self, text: Callable[[Any], str]) -> Iterator[tuple[str, Any]]:
+        """``llm.input_messages.*`` (system instructions first) and ``llm.output_messages.*``."""
+        system = [Message("system", "", content=p.get("content")) for p in self.system]
+        yield from openinference_messages("llm.input_messages", [*system, *self.inputs], text)
+        yield from openinference_messages("llm.output_messages", self.outputs, text)
 
 
 def tool_result(outputs: Any) -> Any:
     """A tool span's result: the ToolMessage's content, or the returned value."""
-    if not isinstance(outputs, dict) or "output" not in outputs:
-        return outputs
-    output = outputs["output"]
-    if isinstance(output, dict) and output.get("type") == "tool" and "content" in output:
-        return output["content"]
-    return output
+    return read_tool_result(outputs).value
 
 
 def tool_call_id(record: dict[str, Any]) -> str | None:
     """The model's id of the tool call a tool span ran (from its start or its ToolMessage)."""
-    params = record.get("params")
-    if isinstance(params, dict) and isinstance(params.get("tool_call_id"), str):
-        return params["tool_call_id"]
-    outputs = record.get("outputs")
-    output = outputs.get("output") if isinstance(outputs, dict) else None
-    if isinstance(output, dict) and isinstance(output.get("tool_call_id"), str):
-        return output["tool_call_id"]
-    return None
+    return _tool_call_id(record.get("params"), record.get("outputs"))
 
 
 def documents(outputs: Any) -> list[dict[str, Any]]:
     """A retriever's documents as ``{"id", "score", "content", "metadata"}`` (those known)."""
-    docs = outputs.get("documents") if isinstance(outputs, dict) else None
     found: list[dict[str, Any]] = []
-    for doc in docs if isinstance(docs, list) else ():
-        if not isinstance(doc, dict):
-            found.append({"content": doc})
-            continue
-        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    for doc in read_documents(outputs):
         item: dict[str, Any] = {}
-        ident = doc.get("id") or meta.get("id")
-        if ident is not None:
-            item["id"] = str(ident)
-        score = next((meta[k] for k in ("score", "relevance_score") if k in meta), None)
-        if isinstance(score, (int, float)) and not isinstance(score, bool):
-            item["score"] = float(score)
-        item["content"] = doc.get("page_content")
-        if meta:
-            item["metadata"] = meta
+        if doc.id is not None:
+            item["id"] = doc.id
+        if doc.score is not None:
+            item["score"] = doc.score
+        item["content"] = doc.content
+        if doc.metadata:
+            item["metadata"] = doc.metadata
         found.append(item)
     return found
 
 
 def openinference_messages(
-    prefix: str, messages: list[dict[str, Any]], text: Any
+    prefix: str, messages: Iterable[Message], text: Callable[[Any], str]
 ) -> Iterator[tuple[str, Any]]:
     """OpenInference's flattened messages: ``{prefix}.{i}.message.role`` / ``.content`` /
     ``.tool_calls.{j}.tool_call.function.name`` ... (``text`` makes JSON strings)."""
     for i, message in enumerate(messages):
         head = f"{prefix}.{i}.message"
         yield f"{head}.role", role(message)
-        content = message.get("content")
-        if isinstance(content, str):
-            if content:
-                yield f"{head}.content", content
-        elif content is not None:
-            texts = [p["content"] for p in _text_parts(content) if p["type"] == "text"]
-            if texts:
-                yield f"{head}.content", "\n".join(str(t) for t in texts)
-        if message.get("name"):
-            yield f"{head}.name", str(message["name"])
-        if message.get("tool_call_id"):
-            yield f"{head}.tool_call_id", str(message["tool_call_id"])
-        for j, call in enumerate(message.get("tool_calls") or ()):
-            if not isinstance(call, dict):
-                continue
+        texts = [b.text or "" for b in message.blocks if b.type == "text"]
+        if texts:
+            yield f"{head}.content", "\n".join(texts)
+        if message.name:
+            yield f"{head}.name", message.name
+        if message.tool_call_id:
+            yield f"{head}.tool_call_id", message.tool_call_id
+        calls = [c for c in message.tool_calls if c.error is None]
+        for j, call in enumerate(calls):
             call_head = f"{head}.tool_calls.{j}.tool_call"
-            if call.get("id"):
-                yield f"{call_head}.id", str(call["id"])
-            yield f"{call_head}.function.name", str(call.get("name"))
-            yield f"{call_head}.function.arguments", text(call.get("args") or {})
+            if call.id:
+                yield f"{call_head}.id", call.id
+            yield f"{call_head}.function.name", call.name
+            yield f"{call_head}.function.arguments", text(call.args or {})

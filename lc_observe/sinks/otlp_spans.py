@@ -352,14 +352,8 @@ class SpanBuilder:
             if talk.outputs:
                 attrs["gen_ai.output.messages"] = self._text(talk.genai_outputs())
             if self.openinference:
-                system = [{"type": "system", "content": p.get("content")} for p in talk.system]
-                messages = [*system, *talk.inputs] if talk.system else talk.inputs
-                for prefix, items in (
-                    ("llm.input_messages", messages),
-                    ("llm.output_messages", talk.outputs),
-                ):
-                    for key, value in content.openinference_messages(prefix, items, self._text):
-                        attrs[key] = self._text(value)
+                for key, value in talk.openinference(self._text):
+                    attrs[key] = self._text(value)
 
     def _tool_attributes(self, record: dict[str, Any], attrs: dict[str, Any]) -> None:
         attrs["gen_ai.tool.name"] = record["name"]
