@@ -361,7 +361,7 @@ needs_genai_prices = pytest.mark.skipif(
 def test_auto_uses_bundled_data_without_genai_prices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pricing, "_genai_prices_version", lambda: None)
     assert PriceTable().source.startswith("bundled genai-prices")
-    with pytest.raises(ImportError, match="lc-observe\\[prices\\]"):
+    with pytest.raises(ImportError, match="pip install genai-prices"):
         PriceTable(source="genai-prices")
 
 

@@ -3,9 +3,9 @@
 Where prices come from, first match wins:
 
 1. ``overrides`` you pass to `PriceTable` (USD per million tokens).
-2. The genai-prices package (``pip install "lc-observe[prices]"``), when it is installed and
-   at least as new as the bundled data: ~2,000 models of ~50 providers, maintained by
-   Pydantic, updated with each release of that package.  Never downloads anything.
+2. The genai-prices package (``pip install genai-prices``, the ``[prices]`` extra), when it
+   is installed and at least as new as the bundled data: ~2,000 models of ~50 providers,
+   maintained by Pydantic, updated with each release of that package.  Never downloads anything.
 3. The bundled table ``lc_observe/data/prices.json``: a snapshot of the same MIT-licensed
    genai-prices data (https://github.com/pydantic/genai-prices, Copyright (c) Pydantic
    Services Inc.) taken by ``scripts/refresh_prices.py`` when lc_observe was released.
@@ -120,7 +120,9 @@ class PriceTable:
         if source not in ("auto", "genai-prices", "bundled"):
             raise ValueError(f"source must be 'auto', 'genai-prices' or 'bundled', not {source!r}")
         if source == "genai-prices" and path is None and _genai_prices_version() is None:
-            raise ImportError('genai-prices is not installed: pip install "lc-observe[prices]"')
+            raise ImportError(
+                "genai-prices is not installed: pip install genai-prices (the [prices] extra)"
+            )
         self._overrides = {
             str(name).strip().lower(): _check_override(name, rates)
             for name, rates in (overrides or {}).items()

@@ -88,7 +88,8 @@ def otlp_exporter(
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError as exc:  # pragma: no cover - the extra is installed in CI
         raise ImportError(
-            "OTLP export needs the [otlp] extra: pip install 'lc-observe[otlp]'"
+            "OTLP export needs the [otlp] extra: pip install opentelemetry-sdk "
+            "opentelemetry-exporter-otlp-proto-http"
         ) from exc
     try:
         session = _recording_session()

@@ -1,6 +1,6 @@
 """Prometheus metrics of runs, errors, tokens, cost, latency, TTFT and branch decisions.
 
-Two ways to expose them (extra ``[prometheus]``: ``pip install 'lc-observe[prometheus]'``):
+Two ways to expose them (extra ``[prometheus]``: ``pip install prometheus-client``):
 
 - in process: ``ObsHandler(prometheus=True)`` (the default registry, which
   ``prometheus_client.start_http_server`` serves) or ``ObsHandler(prometheus=registry)``.
@@ -85,7 +85,8 @@ def _require() -> Any:
         import prometheus_client
     except ImportError:
         raise ImportError(
-            "Prometheus metrics need prometheus-client: pip install 'lc-observe[prometheus]'"
+            "Prometheus metrics need prometheus-client: pip install prometheus-client "
+            "(the [prometheus] extra)"
         ) from None
     return prometheus_client
 

@@ -992,7 +992,7 @@ class TraceStore:
             import pandas as pd
         except ImportError:  # pragma: no cover - exercised only without pandas
             raise ImportError(
-                "to_pandas() needs pandas: pip install 'lc-observe[pandas]'"
+                "to_pandas() needs pandas: pip install pandas (the [pandas] extra)"
             ) from None
         readers = {"spans": self.spans, "traces": self.traces, "branches": self.branches}
         if table not in readers:

@@ -1,4 +1,5 @@
-"""``lc-observe ui``: a local trace browser and dashboard (needs ``pip install 'lc-observe[ui]'``).
+"""``lc-observe ui``: a local trace browser and dashboard (the ``[ui]`` extra:
+``pip install -e '.[ui]'`` in a checkout).
 
 Pages (each with its JSON under ``/api``): traces (filter, search, sort, keyset pages),
 one trace (errors first, branch decisions, tree, waterfall, conversation, scores; add a
@@ -24,7 +25,8 @@ def _require() -> None:
         import uvicorn  # noqa: F401
     except ImportError:
         raise ImportError(
-            "lc-observe ui needs Starlette and uvicorn: pip install 'lc-observe[ui]'"
+            "lc-observe ui needs Starlette and uvicorn: pip install starlette uvicorn "
+            "(the [ui] extra: pip install -e '.[ui]' in a checkout)"
         ) from None
 
 

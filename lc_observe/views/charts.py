@@ -21,7 +21,9 @@ from .frames import require_pandas
 try:
     from matplotlib.figure import Figure
 except ImportError:  # pragma: no cover - exercised only without matplotlib
-    raise ImportError("charts need matplotlib: pip install 'lc-observe[notebook]'") from None
+    raise ImportError(
+        "charts need matplotlib: pip install matplotlib (the [notebook] extra)"
+    ) from None
 
 if TYPE_CHECKING:
     from lc_observe.storage.store import TimeLike, TraceStore

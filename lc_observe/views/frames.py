@@ -28,7 +28,7 @@ def require_pandas() -> Any:
         import pandas as pd
     except ImportError:  # pragma: no cover - exercised only without pandas
         raise ImportError(
-            "DataFrames need pandas: pip install 'lc-observe[notebook]' (or '[pandas]')"
+            "DataFrames need pandas: pip install pandas (the [pandas] extra)"
         ) from None
     return pd
 
