@@ -38,11 +38,6 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def _resolve_trace_id(store: TraceStore, given: str) -> str:
-    """A whole trace id or any unique piece of one (`TraceStore.resolve_trace_id`)."""
-    return store.resolve_trace_id(given)
-
-
 def _width() -> int:
     """The terminal's width (100 when not a terminal)."""
     return shutil.get_terminal_size((100, 24)).columns
@@ -148,7 +143,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with TraceStore(args.db) as store:
-        trace_id = _resolve_trace_id(store, args.trace_id)
+        trace_id = store.resolve_trace_id(args.trace_id)
         if args.json:
             _print_json(
                 {
@@ -204,7 +199,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_branches(args: argparse.Namespace) -> int:
     with TraceStore(args.db) as store:
         if args.trace_id:
-            events = store.branches(trace_id=_resolve_trace_id(store, args.trace_id))
+            events = store.branches(trace_id=args.trace_id)
             if args.json:
                 _print_json([e.model_dump(mode="json") for e in events])
                 return 0
@@ -331,7 +326,7 @@ def _score_value_text(value: Any) -> str:
 def cmd_scores(args: argparse.Namespace) -> int:
     with TraceStore(args.db) as store:
         if args.trace_id or args.list:
-            trace_id = _resolve_trace_id(store, args.trace_id) if args.trace_id else None
+            trace_id = store.resolve_trace_id(args.trace_id) if args.trace_id else None
             scores = store.scores(
                 trace_id,
                 name=args.name,
@@ -384,7 +379,7 @@ def _parse_score_value(text: str) -> bool | float | str:
 
 def cmd_score(args: argparse.Namespace) -> int:
     with TraceStore(args.db) as store:
-        trace_id = _resolve_trace_id(store, args.trace_id)
+        trace_id = store.resolve_trace_id(args.trace_id)
         score = store.add_score(
             trace_id,
             args.name,
@@ -414,9 +409,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     with TraceStore(args.db) as store:
-        result = store.diff(
-            _resolve_trace_id(store, args.trace_a), _resolve_trace_id(store, args.trace_b)
-        )
+        result = store.diff(args.trace_a, args.trace_b)  # both resolved by the store
     if args.json:
         _print_json(result.model_dump(mode="json"))
     else:
@@ -525,7 +518,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     from lc_observe.export.push import push_traces
 
     with TraceStore(args.db) as store:
-        trace_id = None if args.trace is None else _resolve_trace_id(store, args.trace)
+        trace_id = None if args.trace is None else store.resolve_trace_id(args.trace)
     result = push_traces(
         args.db,
         project_name=args.project,
@@ -561,7 +554,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lc_observe.export.exporters import DEFAULT_EXPORT_TIMEOUT, export_jsonl, export_otlp
 
     with TraceStore(args.db) as store:
-        trace_id = None if args.trace is None else _resolve_trace_id(store, args.trace)
+        trace_id = None if args.trace is None else store.resolve_trace_id(args.trace)
     since = _since(args.since)
     if args.otlp is None and (args.header or args.timeout is not None):
         raise ValueError("--header and --timeout go with --otlp URL")
