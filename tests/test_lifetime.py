@@ -93,14 +93,14 @@ def run(outcome: str, mode: str, callbacks: list[Any]) -> list[weakref.ref]:
             graph.invoke(state, config)
         else:
 
-            async def main() -> None:
+            async def main(graph: Any, state: dict[str, Any]) -> None:
                 task = asyncio.ensure_future(graph.ainvoke(state, config))
                 if outcome == "cancelled":
                     await asyncio.sleep(0.3)
                     task.cancel()
                 await task
 
-            asyncio.run(main())
+            asyncio.run(main(graph, state))
     except (ValueError, asyncio.CancelledError):
         pass  # the exception (and its traceback) is dropped here, as an app would
     del state, graph
