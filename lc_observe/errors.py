@@ -33,6 +33,19 @@ class SchemaVersionError(StoreError):
     """The database was written by a newer lc_observe than this one."""
 
 
+class RunNotEndedError(LcObserveError):
+    """Recorded (never raised) as the error of a run whose end LangChain never reported
+    before its trace's root run ended: a task cancelled between its handlers' ends, or a
+    callback that failed.  The span is closed as failed instead of staying ``running``."""
+
+    def __init__(self, root_name: str) -> None:
+        super().__init__(
+            f"LangChain reported no end for this run before the root run {root_name!r} "
+            "ended (a task cancelled at its end, or a callback that failed); lc_observe "
+            "closed it when the trace ended"
+        )
+
+
 class BudgetExceededError(LcObserveError):
     """A `Budget` with ``action="raise"`` is used up: raised into the run before the next
     model call of its scope starts (the one exception lc_observe lets reach user code,

@@ -19,11 +19,11 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from lc_observe.capture import langgraph_hook
+from lc_observe.capture import langgraph_hook, langgraph_policy, llm_start_dispatch
 from lc_observe.capture.budgets import Budget, BudgetTracker
 from lc_observe.capture.langgraph import GraphTracker, span_status_for_error
 from lc_observe.capture.pricing import PriceTable
@@ -35,7 +35,7 @@ from lc_observe.capture.usage import (
     usage_from_result,
 )
 from lc_observe.config import Privacy, Queue, Runs, legacy_options
-from lc_observe.errors import BudgetExceededError
+from lc_observe.errors import BudgetExceededError, RunNotEndedError
 from lc_observe.graph_rules import graph_fields
 from lc_observe.pipeline.fanout import Pipeline
 from lc_observe.pipeline.privacy import PrivacyStage
@@ -61,6 +61,8 @@ DEFAULT_DB = "lc_observe.db"
 _SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
 _RECENT_ENDED = 10_000  # ended runs remembered so late children still find their trace
 HIDDEN = "…[hidden]"
+#: Metadata key of a run that was given the id of another run (see `_reused_run_id`).
+REUSED_RUN_ID_KEY = "lc_observe_reused_run_id"
 _ID_LIMITS = Limits(max_string_chars=200, max_items=10, max_depth=3, max_field_chars=400)
 #: A model start's arguments kept for any sink that wants them (public field ``invocation``).
 _MODEL_START_ARGS = ("invocation_params", "options", "batch_size")
@@ -153,6 +155,19 @@ def _metric_and_alert_sinks(
     return sinks
 
 
+def _error_info(error: BaseException) -> dict[str, Any]:
+    """An exception as plain text (type, message, traceback): records keep no exception."""
+    try:
+        message = str(error)
+    except Exception:
+        message = "<str() of the exception failed>"
+    try:
+        trace = "".join(traceback.format_exception(error))
+    except Exception:
+        trace = None
+    return {"type": type(error).__qualname__, "message": message, "traceback": trace}
+
+
 class ObsHandler(BaseCallbackHandler):
     """Record every LangChain / LangGraph run as a span in a local SQLite file.
 
@@ -210,6 +225,9 @@ class ObsHandler(BaseCallbackHandler):
 
     run_inline = True  # no I/O here, so async runs call us on the loop, in order
     raise_error = False
+    # Other handlers keep the async start of text-completion LLM runs although we are
+    # inline (langchain-core sends it to inline handlers only): see llm_start_dispatch.
+    _lc_observe_inline = True
 
     def __init__(
         self,
@@ -297,6 +315,8 @@ class ObsHandler(BaseCallbackHandler):
         # Routing decisions are read where LangGraph resolves them (see langgraph_hook);
         # on a LangGraph version the hook does not understand, from callbacks only.
         self._graph = GraphTracker(hooked=langgraph_hook.install())
+        llm_start_dispatch.install()
+        langgraph_policy.install()  # node TracePolicy applies to us as to LangGraph's tracers
         for graph in runs.graphs:
             self._graph.register_graph(graph)
         self.max_open_runs = runs.max_open
@@ -307,6 +327,8 @@ class ObsHandler(BaseCallbackHandler):
         self._starts = 0
         self._abandoned = 0
         self._sampled_out = 0
+        self._reused_run_ids = 0
+        self._unended = 0
         self._pipeline.before_exit.append(self._submit_open_runs)
         self._dispatcher.after_fork.append(self._forget_open_runs)
         if queue.handle_sigterm:
@@ -318,7 +340,6 @@ class ObsHandler(BaseCallbackHandler):
         self._traceparents: OrderedDict[str, str] = OrderedDict()  # trace_id -> traceparent
         self._rollup_lock = threading.Lock()  # children may finish in parallel threads
         self._internal_errors = 0
-        self._last_error: tuple[BaseException | None, dict[str, Any] | None] = (None, None)
 
     # -- public control ------------------------------------------------------------------------
 
@@ -355,7 +376,9 @@ class ObsHandler(BaseCallbackHandler):
     def stats(self) -> dict[str, Any]:
         """Counters (see ``docs/reliability.md``): ``enqueued``, ``written``, ``dropped``,
         ``failed``, ``queued``, ``in_flight``, ``lost`` (the intake and the local file),
-        ``open_runs``, ``abandoned``, ``sampled_out`` and ``internal_errors``; per other
+        ``open_runs``, ``abandoned``, ``sampled_out``, ``reused_run_ids`` (runs given an id
+        already in use), ``unended`` (runs LangChain never ended, closed at their trace's
+        end) and ``internal_errors``; per other
         destination (``"langsmith"``, ``"otlp"``, a sink's ``label`` or class name) a dict
         of its queue's ``enqueued``, ``dropped``, ``queued``, ``in_flight``, ``lost`` and
         its exporter's counters (network sinks: ``sent``, ``failed``, ``unknown``,
@@ -364,6 +387,8 @@ class ObsHandler(BaseCallbackHandler):
         counters["open_runs"] = len(self._runs)
         counters["abandoned"] = self._abandoned
         counters["sampled_out"] = self._sampled_out
+        counters["reused_run_ids"] = self._reused_run_ids
+        counters["unended"] = self._unended
         counters["internal_errors"] = self._internal_errors
         return counters
 
@@ -488,6 +513,10 @@ class ObsHandler(BaseCallbackHandler):
         parent_key = parent_run_id.int if parent_run_id is not None else None
         parent = self._runs.get(parent_key) if parent_key is not None else None
         span_id = str(run_id)
+        run_key = run_id.int
+        reused = run_key in self._runs or run_key in self._ended
+        if reused:  # keep both runs: the earlier one's span is never replaced
+            span_id = self._reused_run_id(run_id)
         up = None  # the parent's run link
         traceparent = None
         if parent is not None:
@@ -504,6 +533,8 @@ class ObsHandler(BaseCallbackHandler):
         if self.hide_inputs:
             inputs = _hidden(self.hide_inputs, inputs)
         meta = {**self.metadata, **metadata} if self.metadata else dict(metadata or {})
+        if reused:
+            meta[REUSED_RUN_ID_KEY] = str(run_id)
         all_tags = [*(tags or ()), *self.tags] if self.tags else list(tags or ())
         record = new_span_record(
             span_id, trace_id, parent_id, name, kind, time.time(), inputs, all_tags, meta
@@ -534,7 +565,7 @@ class ObsHandler(BaseCallbackHandler):
             record["graph_node"], record["graph_step"], record["checkpoint_ns"] = graph_fields(meta)
             if parent is not None and parent["graph_node"] is None:
                 parent["graph_name"] = parent["name"]  # the parent runs a graph's nodes
-        self._runs[run_id.int] = record
+        self._runs[run_key] = record
         self._starts += 1
         if len(self._runs) > self.max_open_runs or not self._starts & 1023:
             self._evict_stale_runs()
@@ -560,6 +591,35 @@ class ObsHandler(BaseCallbackHandler):
                 if record["_sampled"]:
                     self._dispatcher.submit(RECORD_RUNNING, dict(record))
 
+    def _reused_run_id(self, run_id: UUID) -> str:
+        """A run started with the id of a run this handler has open or recently ended
+        (a ``run_id`` passed in config for several invocations): counted, logged once, and
+        recorded under a fresh span id, its metadata naming the id it was given.  An open
+        earlier run whose end can no longer be told apart is written as ``running``."""
+        self._reused_run_ids += 1
+        if self._reused_run_ids == 1:
+            logger.warning(
+                "lc_observe: run id %s was given to a second run; both are recorded (the "
+                "second under a new span id, metadata %r). Pass a fresh run_id per "
+                "invocation (stats['reused_run_ids'] counts these)",
+                run_id,
+                REUSED_RUN_ID_KEY,
+            )
+        earlier = self._runs.pop(run_id.int, None)
+        if earlier is not None and earlier["_sampled"]:
+            self._dispatcher.submit(RECORD_RUNNING, dict(earlier))
+        return str(uuid4())
+
+    def _close_unended(self, root: dict[str, Any]) -> None:
+        """Close the runs of ``root``'s trace that LangChain never ended, as failed with
+        `RunNotEndedError` (deepest first, so they roll up into their parents and ``root``)."""
+        trace_id = root["trace_id"]
+        unended = [r for r in list(self._runs.values()) if r["trace_id"] == trace_id]
+        for record in sorted(unended, key=lambda r: r["_t0"], reverse=True):
+            if record is not root:
+                self._unended += 1
+                self._end(UUID(record["span_id"]), "error", None, RunNotEndedError(root["name"]))
+
     def _submit_open_runs(self) -> None:
         """Queue a ``running`` snapshot of every open run (at flush, close and exit)."""
         for record in list(self._runs.values()):
@@ -580,21 +640,37 @@ class ObsHandler(BaseCallbackHandler):
         error: BaseException | None = None,
         control: BaseException | None = None,
     ) -> None:
-        record = self._runs.pop(run_id.int, None)
+        key = run_id.int
+        record = self._runs.get(key)
         if record is None:
             return
+        if record["parent_id"] is None and len(self._runs) > 1:
+            self._close_unended(record)
+        if self._runs.pop(key, None) is not record:
+            return  # ended meanwhile on another thread
         record["end_time"] = time.time()
         record["latency_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
         if status == "ok" and record.get("_interrupted"):
             status = "interrupted"  # a graph that stopped at an interrupt() ends normally
         record["status"] = status
         record["outputs"] = _hidden(self.hide_outputs, outputs) if self.hide_outputs else outputs
+        # A failed child's (exception, formatted info): the same exception usually reaches
+        # this run next, and is formatted once.  Popped here whatever the outcome, so no
+        # exception (and through its traceback, no frame of the app) outlives its run.
+        from_child = record.pop("_child_error", None)
         if error is not None:
-            record["error"] = self._error_info(error)
+            if from_child is not None and from_child[0] is error:
+                info = from_child[1]
+            else:
+                info = _error_info(error)
+            record["error"] = info
             if status == "error":
                 record["error_count"] += 1
+            parent = self._runs.get(record["_parent"]) if record["_parent"] is not None else None
+            if parent is not None:
+                parent["_child_error"] = (error, info)
         self._roll_up(record)
-        self._ended[run_id.int] = (record["trace_id"], record["_link"])
+        self._ended[key] = (record["trace_id"], record["_link"])
         if len(self._ended) > _RECENT_ENDED:
             with contextlib.suppress(KeyError):  # emptied by another thread meanwhile
                 self._ended.popitem(last=False)
@@ -631,23 +707,6 @@ class ObsHandler(BaseCallbackHandler):
                     parent[field] = value if parent[field] is None else parent[field] + value
             if parent["graph_name"] is None and record["graph_name"] is not None:
                 parent["graph_name"] = record["graph_name"]
-
-    def _error_info(self, error: BaseException) -> dict[str, Any]:
-        # One exception travels through every ancestor: format it once.
-        last_error, last_info = self._last_error
-        if last_error is error and last_info is not None:
-            return last_info
-        try:
-            message = str(error)
-        except Exception:
-            message = "<str() of the exception failed>"
-        try:
-            trace = "".join(traceback.format_exception(error))
-        except Exception:
-            trace = None
-        info = {"type": type(error).__qualname__, "message": message, "traceback": trace}
-        self._last_error = (error, info)
-        return info
 
     def _error_end(self, run_id: UUID, error: BaseException) -> None:
         status = span_status_for_error(error)
