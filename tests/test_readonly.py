@@ -143,6 +143,28 @@ def test_ui_serves_a_read_only_database(ro_dir) -> None:
     assert page.status_code == 200 and "shown" in page.text
 
 
+def test_metrics_are_read_from_a_read_only_database(ro_dir) -> None:
+    from tests.tiers import need
+
+    need("prometheus_client")
+    from lc_observe.sinks.prometheus import FileCollector
+
+    db = ro_dir.path / "t.db"
+    _record(db, 3, name="counted").close()
+    ro_dir.freeze()
+    collector = FileCollector(db)
+    try:
+        runs = {
+            tuple(sorted(sample.labels.items())): sample.value
+            for family in collector.collect()
+            for sample in family.samples
+            if sample.name == "lc_observe_runs_total"
+        }
+    finally:
+        collector.close()
+    assert sum(runs.values()) == 3
+
+
 def test_writer_on_a_read_only_filesystem_counts_failures_and_says_why(ro_dir, caplog) -> None:
     ro_dir.freeze()
     obs = ObsHandler(ro_dir.path / "t.db", queue=Queue(schedule_delay=0.01))
