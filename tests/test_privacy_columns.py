@@ -226,6 +226,16 @@ def test_a_cut_json_text_has_its_secret_keys_redacted() -> None:
         assert json.loads(public["user_id"])["chars"] == len(raw)
 
 
+def test_an_error_message_that_is_a_json_body_is_redacted_by_key() -> None:
+    body = json.dumps({"error": {"message": "bad request", "request": {"api_key": DICT_SECRET}}})
+    error = {"type": "HTTPError", "message": body, "traceback": None}
+    stage = PrivacyStage(Limits(), Redactor())
+    ((_, public),) = stage.batch([(RECORD_SPAN, _span(status="error", error=error))])
+    message = json.loads(public["error"]["message"])
+    assert message["error"]["request"] == {"api_key": REPLACEMENT}
+    assert message["error"]["message"] == "bad request"
+
+
 def test_text_that_only_looks_like_json_is_kept() -> None:
     stage = PrivacyStage(Limits(), Redactor())
     for text in ("{not json", "[1, 2", "{}", "[]", '{"user": "alice"}', "[x] api"):

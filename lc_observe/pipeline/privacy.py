@@ -249,7 +249,12 @@ class PrivacyStage:
         if known is not None:
             return known
         original = value
-        if value[:1] in _OPENERS and value[-1:] in _CLOSERS and self.redact is not None:
+        if (
+            value[:1] in _OPENERS
+            and value[-1:] in _CLOSERS
+            and self.redact is not None
+            and len(value) <= self.limits.max_string_chars  # longer: cut, so not JSON
+        ):
             # The JSON text of a dict or list (an id the app gave as a dict, made text by
             # the handler): its keys are redacted as a value's keys are.
             value = self._structured(value) or value
