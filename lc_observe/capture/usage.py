@@ -181,8 +181,9 @@ def usage_from_result(
     Returns a dict with every key of `TOKEN_FIELDS` (``int`` or ``None`` when not reported),
     ``"model"`` / ``"provider"`` when the response names them, `PRICE_DETAIL_FIELDS` keys
     when such tokens were reported, and ``"service_tier"`` (``"flex"`` / ``"priority"``)
-    when the call was billed on one of the `SERVICE_TIERS`.  ``stream_usage`` is what `observe_chunk` collected from the
-    streamed chunks of the same run, if anything (see the module docstring).
+    when the call was billed on one of the `SERVICE_TIERS`.  ``stream_usage`` is what
+    `observe_chunk` collected from the streamed chunks of the same run, if anything (see
+    the module docstring).
 
     >>> from langchain_core.messages import AIMessage
     >>> from langchain_core.outputs import ChatGeneration, LLMResult
@@ -416,9 +417,7 @@ def _detail(details: Mapping[str, Any], key: str, tier: str | None) -> Any:
     return value
 
 
-def _service_tier(
-    from_usage: Any, llm_output: Any, generations: list[list[Any]]
-) -> str | None:
+def _service_tier(from_usage: Any, llm_output: Any, generations: list[list[Any]]) -> str | None:
     """The `SERVICE_TIERS` entry a call was billed on (usage keys, else response metadata)."""
     if from_usage in SERVICE_TIERS:
         return from_usage
