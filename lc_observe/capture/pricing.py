@@ -319,10 +319,11 @@ def _cost(rates: Rates, fields: Mapping[str, Any]) -> float | None:
 
 
 #: Prices a provider publishes as a rule on its input price, where a table may lack them:
-#: ``{rate key: (provider id, model name prefix, multiple of the input price)}``.
+#: ``{rate key: (provider id, text in the model name, multiple of the input price)}``.
 #: Anthropic: a 1-hour cache write costs 2x the base input price (a 5-minute write 1.25x,
 #: which every table carries), https://docs.claude.com/en/docs/build-with-claude/prompt-caching#pricing
-#: -- for Claude served by other providers too (Bedrock, Vertex AI bill the same multiples).
+#: -- for Claude served by other providers too (Bedrock's ``anthropic.claude-...`` ids,
+#: Vertex AI), which bill the same multiples.
 DERIVED_PRICES: dict[str, tuple[str, str, float]] = {"cache_write_1h": ("anthropic", "claude", 2.0)}
 
 
@@ -330,17 +331,17 @@ def derive_rates(rates: Rates, model: str, provider: str | None) -> Rates:
     """``rates`` plus the `DERIVED_PRICES` that apply to this model and that it lacks.
 
     The one place where a price is computed rather than read: a rule applies to the
-    provider named, or to its models (by name prefix) wherever they are served.  Returns
-    ``rates`` itself when nothing is added.
+    provider named, or to its models (by a text in their name) wherever they are served.
+    ``model`` is lowercased.  Returns ``rates`` itself when nothing is added.
 
-    >>> derive_rates({"input": 3.0, "output": 15.0}, "claude-sonnet-4-0", "anthropic")
+    >>> derive_rates({"input": 3.0, "output": 15.0}, "claude-sonnet-4-6", "anthropic")
     {'input': 3.0, 'output': 15.0, 'cache_write_1h': 6.0}
     """
     added: Rates = {}
-    for key, (rule_provider, prefix, multiple) in DERIVED_PRICES.items():
+    for key, (rule_provider, name_part, multiple) in DERIVED_PRICES.items():
         if key in rates or "input" not in rates:
             continue
-        if provider == rule_provider or model.split("/")[-1].startswith(prefix):
+        if provider == rule_provider or name_part in model:
             added[key] = _times(rates["input"], multiple)
     return {**rates, **added} if added else rates
 
