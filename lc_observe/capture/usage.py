@@ -23,7 +23,15 @@ input token, cached ones included; ``cached_tokens`` (cache reads) and
 ``cache_creation_tokens`` (cache writes) are parts of it; ``reasoning_tokens`` is part of
 ``output_tokens``; ``total_tokens`` is the reported total, else input + output.  Raw
 Anthropic / Bedrock usage, whose ``input_tokens`` leaves cache reads and writes out, is
-converted to that convention.
+converted to that convention.  ``cache_creation_tokens`` counts every token written
+whatever its TTL; the part written with Anthropic's 1-hour TTL is also returned as
+``cache_creation_1h_tokens``, priced apart (`PRICE_DETAIL_FIELDS`).  OpenAI's flex and
+priority calls rename their detail keys (`SERVICE_TIERS`); both spellings are read and the
+tier is returned as ``service_tier``.
+
+Time to first token.  `carries_content` tells a streamed chunk with output (text,
+reasoning, a tool call) from the framing events streams open with; the handler times TTFT
+at the first one.
 
 Batches.  One ``on_llm_end`` sees one prompt's generations for chat models.  A generation
 list with several candidates (``n > 1``) that all repeat the same usage is one request
