@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
+from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 
 from lc_observe import ObsHandler, Queue, TraceStore
@@ -307,15 +308,18 @@ def _merge(chunks: list[Any]) -> AIMessage:
 
 
 async def run(mode: str, model: Any, config: dict[str, Any]) -> list[Any]:
-    """Run ``model`` one way; the AI messages the application got back."""
+    """Run ``model`` one way, in a prompt | model chain or an agent; the AI messages the
+    application got back."""
+    chain = ChatPromptTemplate.from_messages([("human", "{question}")]) | model
+    question = {"question": PROMPT}
     if mode == "invoke":
-        return [model.invoke(PROMPT, config=config)]
+        return [chain.invoke(question, config=config)]
     if mode == "ainvoke":
-        return [await model.ainvoke(PROMPT, config=config)]
+        return [await chain.ainvoke(question, config=config)]
     if mode == "stream":
-        return [_merge(list(model.stream(PROMPT, config=config)))]
+        return [_merge(list(chain.stream(question, config=config)))]
     if mode == "astream":
-        return [_merge([c async for c in model.astream(PROMPT, config=config)])]
+        return [_merge([c async for c in chain.astream(question, config=config)])]
     from langchain.agents import create_agent
 
     agent = create_agent(model, tools=[get_weather])
@@ -391,8 +395,9 @@ async def test_tokens_cost_and_ttft(
         elif mode != "agent":
             assert span.ttft_ms is None
 
-    # Roll-ups: the root (model, or agent graph) carries the sum of its model calls.
+    # Roll-ups: the root (the chain, or the agent's graph) carries the sum of its model calls.
     root = next(s for s in store.spans(trace.trace_id) if s.parent_id is None)
+    assert root.kind == "chain" and all(s.parent_id is not None for s in spans)
     for field in ("input_tokens", "output_tokens", "total_tokens", "cached_tokens"):
         values = [getattr(s, field) for s in spans]
         total = None if None in values else sum(values)
