@@ -56,6 +56,8 @@ PRICES: dict[str, dict[str, float]] = {
     "gpt-5-mini": {"input": 0.25, "cached": 0.025, "output": 2.00},
     # https://platform.openai.com/docs/pricing (flex tier: half the standard prices).
     "gpt-5-mini@flex": {"input": 0.125, "cached": 0.0125, "output": 1.00},
+    # https://platform.openai.com/docs/pricing (priority tier).
+    "gpt-5-mini@priority": {"input": 0.45, "cached": 0.045, "output": 3.60},
     # https://docs.claude.com/en/docs/about-claude/pricing: cache writes 1.25x (5 minutes)
     # and 2x (1 hour) the input price, reads 0.1x; thinking billed as output.
     "claude-sonnet-4-6": {
@@ -485,31 +487,38 @@ def test_anthropic_stream_with_restated_message_delta_is_counted_once(
     )
 
 
+@pytest.mark.parametrize("tier", ["flex", "priority"])
 @pytest.mark.parametrize("responses_api", [False, True])
 @pytest.mark.parametrize("mode", ["invoke", "stream"])
-def test_openai_flex_tier_tokens_and_price(
-    server: ProviderServer, obs: ObsHandler, db_path: Path, responses_api: bool, mode: str
+def test_openai_service_tier_tokens_and_price(
+    server: ProviderServer,
+    obs: ObsHandler,
+    db_path: Path,
+    responses_api: bool,
+    mode: str,
+    tier: str,
 ) -> None:
-    """langchain-openai renames the usage keys of a flex call (``flex_cache_read``,
-    ``flex_reasoning``, plus a ``flex`` count); the call is billed at flex prices."""
-    if PriceTable().rates("gpt-5-mini", "openai", service_tier="flex") is None:
-        pytest.skip("the installed price table has no flex prices (genai-prices >= 0.2.5)")
+    """langchain-openai renames the usage keys of a flex or priority call
+    (``flex_cache_read``, ``flex_reasoning``, plus a ``flex`` count); the call is billed
+    at that tier's prices."""
+    if PriceTable().rates("gpt-5-mini", "openai", service_tier=tier, warn=False) is None:
+        pytest.skip(f"the installed price table has no {tier} prices (genai-prices >= 0.2.5)")
     p = PROVIDERS["openai-responses" if responses_api else "openai-chat"]
     u = p.usage
-    server.script(Turn(usage=u, service_tier="flex"))
-    model = _openai(server.url, p.model, use_responses_api=responses_api, service_tier="flex")
+    server.script(Turn(usage=u, service_tier=tier))
+    model = _openai(server.url, p.model, use_responses_api=responses_api, service_tier=tier)
     config = {"callbacks": [obs]}
     if mode == "invoke":
         message = model.invoke(PROMPT, config=config)
     else:
         message = _merge(list(model.stream(PROMPT, config=config)))
     details = message.usage_metadata["input_token_details"]
-    assert details["flex_cache_read"] == u.cache_read and "cache_read" not in details
-    assert message.usage_metadata["output_token_details"]["flex_reasoning"] == u.reasoning
+    assert details[f"{tier}_cache_read"] == u.cache_read and "cache_read" not in details
+    assert message.usage_metadata["output_token_details"][f"{tier}_reasoning"] == u.reasoning
     obs.flush()
     (span,) = TraceStore(db_path).spans(kind="chat_model")
     assert stored_counts(span) == span_counts(p, u)
-    assert span.cost_usd == pytest.approx(published_cost("gpt-5-mini@flex", u), rel=1e-9)
+    assert span.cost_usd == pytest.approx(published_cost(f"gpt-5-mini@{tier}", u), rel=1e-9)
 
 
 def test_unknown_model_has_no_cost(server: ProviderServer, obs: ObsHandler, db_path: Path) -> None:
