@@ -63,6 +63,10 @@ class Turn:
     service_tier: str | None = None  # OpenAI: echoed as the response's service_tier
     #: Anthropic streams: send message_delta twice (server tools do; both cumulative).
     repeat_message_delta: bool = False
+    #: Anthropic: a thinking block (extended thinking) before the answer, which comes
+    #: ``answer_delay`` seconds after the thinking.
+    thinking: str | None = None
+    answer_delay: float = 0.0
 
 
 class ProviderServer(LoopbackServer):
@@ -141,7 +145,10 @@ class _Handler(LoopbackRequestHandler):
         if turn.first_delay:
             time.sleep(turn.first_delay)
         for event in content:
-            self._chunk(event)
+            if event is PAUSE:
+                time.sleep(turn.answer_delay)
+            else:
+                self._chunk(event)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -162,6 +169,10 @@ class _Handler(LoopbackRequestHandler):
 
 
 ProviderServer.handler_class = _Handler
+
+
+#: In a stream's content events: wait `Turn.answer_delay` here.
+PAUSE = b""
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
@@ -450,10 +461,11 @@ class _Responses(_Wire):
         ]
         (item,) = self.output(turn)
         if turn.tool_call:
+            # The function's name is output: its item's opening is content, not framing.
             opened = {**item, "arguments": "", "status": "in_progress"}
-            framing.append(self.event("response.output_item.added", output_index=0, item=opened))
             ids = {"item_id": item["id"], "output_index": 0}
             content = [
+                self.event("response.output_item.added", output_index=0, item=opened),
                 self.event(
                     "response.function_call_arguments.delta", **ids, delta=item["arguments"]
                 ),
@@ -527,13 +539,18 @@ class _Anthropic(_Wire):
             ]
         return [{"type": "text", "text": turn.text}]
 
+    def thinking(self, turn: Turn) -> list[dict[str, Any]]:
+        if turn.thinking is None:
+            return []
+        return [{"type": "thinking", "thinking": turn.thinking, "signature": "c2lnbmF0dXJl"}]
+
     def message(self, request: dict[str, Any], turn: Turn, **fields: Any) -> dict[str, Any]:
         return {
             "id": f"msg_loopback{self.uid}",
             "type": "message",
             "role": "assistant",
             "model": request.get("model"),
-            "content": self.blocks(turn),
+            "content": self.thinking(turn) + self.blocks(turn),
             "stop_reason": "tool_use" if turn.tool_call else "end_turn",
             "stop_sequence": None,
             "usage": self.usage(turn.usage),
@@ -550,20 +567,35 @@ class _Anthropic(_Wire):
         framing = [sse({"type": "message_start", "message": start}, "message_start")]
         (block,) = self.blocks(turn)
         content: list[bytes] = []
+        at = 0  # index of the block being streamed
+        for thought in self.thinking(turn):
+            opened = {"type": "thinking", "thinking": "", "signature": ""}
+            framing.append(self._ev("content_block_start", index=at, content_block=opened))
+            content += [
+                self._ev("content_block_delta", index=at, delta={"type": "thinking_delta", **d})
+                for d in ({"thinking": w} for w in _words(thought["thinking"]))
+            ]
+            signature = {"type": "signature_delta", "signature": thought["signature"]}
+            content.append(self._ev("content_block_delta", index=at, delta=signature))
+            content += [self._ev("content_block_stop", index=at), PAUSE]
+            at += 1
+        # Framing only before the first block: later block starts come with the output.
+        opening = framing if at == 0 else content
         if turn.tool_call:
+            # The tool's name is output: its block start is content, not framing.
             opened = {**block, "input": {}}
-            framing.append(self._ev("content_block_start", index=0, content_block=opened))
+            content.append(self._ev("content_block_start", index=at, content_block=opened))
             delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-            content.append(self._ev("content_block_delta", index=0, delta=delta))
+            content.append(self._ev("content_block_delta", index=at, delta=delta))
         else:
             opened = {"type": "text", "text": ""}
-            framing.append(self._ev("content_block_start", index=0, content_block=opened))
-            framing.append(self._ev("ping"))
+            opening.append(self._ev("content_block_start", index=at, content_block=opened))
+            opening.append(self._ev("ping"))
             content += [
-                self._ev("content_block_delta", index=0, delta={"type": "text_delta", "text": w})
+                self._ev("content_block_delta", index=at, delta={"type": "text_delta", "text": w})
                 for w in _words(turn.text)
             ]
-        content.append(self._ev("content_block_stop", index=0))
+        content.append(self._ev("content_block_stop", index=at))
         stop = {"stop_reason": start["stop_reason"] or self.message(request, turn)["stop_reason"]}
         delta = self._ev(
             "message_delta",

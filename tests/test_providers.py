@@ -19,6 +19,7 @@ checks, with `ObsHandler` attached:
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,15 @@ for _package in (
     "langchain_mistralai",
 ):
     need(_package)
+
+pytestmark = [
+    # google-genai's own: its aiohttp session subclass, and an error path of its async
+    # client that leaves ClientResponse.json() unawaited (seen when gc runs).
+    pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:coroutine 'ClientResponse.json' was never awaited:RuntimeWarning"
+    ),
+]
 
 #: Seconds the server waits between the framing event and the first content delta.
 DELAY = 0.2
@@ -485,6 +495,69 @@ def test_anthropic_stream_with_restated_message_delta_is_counted_once(
     assert span.cost_usd == pytest.approx(
         published_cost(p.model, u, one_hour_reported=False), rel=1e-9
     )
+
+
+@pytest.mark.parametrize("name", list(PROVIDERS))
+async def test_streamed_tool_call_is_the_first_token(
+    server: ProviderServer, obs: ObsHandler, db_path: Path, name: str
+) -> None:
+    """A stream that answers with a tool call: TTFT is its first tool-call chunk."""
+    p = PROVIDERS[name]
+    call = ("get_weather", {"city": "Paris"})
+    server.script(Turn(tool_call=call, usage=p.usage, first_delay=DELAY))
+    model = p.make(server.url, p.model).bind_tools([get_weather])
+    (message,) = await run("astream", model, {"callbacks": [obs]})
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [call]
+    obs.flush()
+    (span,) = TraceStore(db_path).spans(kind="chat_model")
+    assert span.ttft_ms >= DELAY * 1000
+    assert stored_counts(span) == span_counts(p, p.usage)
+
+
+class FirstText(BaseCallbackHandler):
+    """Beside ObsHandler: when the first answer text (not thinking) arrived."""
+
+    def __init__(self) -> None:
+        self.t0 = self.text_ms = None
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_llm_new_token(self, token: str, *, chunk: Any = None, **kwargs: Any) -> None:
+        if self.text_ms is None and chunk is not None and chunk.message.text:
+            self.text_ms = (time.perf_counter() - self.t0) * 1000
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_anthropic_thinking_delta_is_the_first_token(
+    server: ProviderServer, obs: ObsHandler, db_path: Path, mode: str
+) -> None:
+    """Extended thinking: the first thinking delta is the first token, not the answer's."""
+    from langchain_anthropic import ChatAnthropic
+
+    p = PROVIDERS["anthropic"]
+    u = p.usage
+    thought = "The user wants the weather; no tool needed."
+    server.script(Turn(usage=u, thinking=thought, first_delay=DELAY, answer_delay=DELAY))
+    model = ChatAnthropic(
+        model=p.model,
+        base_url=server.url,
+        api_key="sk-ant-loopback",
+        max_retries=0,
+        max_tokens=4_096,
+        thinking={"type": "enabled", "budget_tokens": 2_048},
+    )
+    probe = FirstText()
+    (message,) = await run(mode, model, {"callbacks": [obs, probe]})
+    assert message.content[0]["type"] == "thinking"
+    assert message.content[0]["thinking"] == thought
+    assert message.text == Turn().text
+    assert message.usage_metadata == p.parsed(u, True)
+    obs.flush()
+    (span,) = TraceStore(db_path).spans(kind="chat_model")
+    assert span.ttft_ms >= DELAY * 1000  # after the framing events
+    assert span.ttft_ms < probe.text_ms  # at the thinking, before the answer's text
+    assert span.reasoning_tokens == u.reasoning
 
 
 @pytest.mark.parametrize("tier", ["flex", "priority"])
