@@ -12,7 +12,8 @@ Usage::
     python scripts/refresh_prices.py               # writes lc_observe/data/prices.json
     python scripts/refresh_prices.py --out my.json # then PriceTable(path="my.json")
 
-Prices kept: input, output, cache read, cache write (5 minute), reasoning, audio input/output,
+Prices kept: input, output, cache read, cache write (5 minute and 1 hour), reasoning, audio
+input/output,
 with their ">N input tokens" tiers, dated changes and daily (off-peak) windows.  Dropped:
 non-token units (web searches, images, pages ...) and request variants (batch, flex,
 priority), which a span cannot tell apart.

@@ -21,6 +21,8 @@ differently from one execution to the next with or without lc_observe).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import re
 import sys
@@ -555,7 +557,8 @@ def main(argv: list[str]) -> None:
                 bad: Counter[str] = Counter()
                 for place in PLACES:
                     total += 1
-                    diffs = differences(kind, mode, place, ls_client, Path(tmp) / "t.db")
+                    with contextlib.redirect_stdout(io.StringIO()):  # the table only
+                        diffs = differences(kind, mode, place, ls_client, Path(tmp) / "t.db")
                     changed += bool(diffs)
                     bad.update(diffs)
                 cells.append("ok" if not bad else ", ".join(sorted(bad)))

@@ -206,3 +206,21 @@ def test_adversarial_payloads_never_stall_the_app_and_the_writer_keeps_pace(tmp_
     )
     assert flushed and handler.stats["written"] == len(payloads)
     assert longest < 10.0  # generous on a loaded machine; it was 31 s with a quadratic rule
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"api_key": "abc123xyz"}', '{"api_key": "[REDACTED]"}'),
+        ("{'password': 'hunter22'}", "{'password': '[REDACTED]'}"),
+        ('{"q": 1, "access_token":"tok-abc-1"}', '{"q": 1, "access_token":"[REDACTED]"}'),
+        # not a quoted value: left as it is, so JSON text stays JSON
+        ('{"token": 5}', '{"token": 5}'),
+        ('{"api_key": {"nested": 1}}', '{"api_key": {"nested": 1}}'),
+    ],
+)
+def test_secrets_in_json_or_repr_text_are_redacted_inside_their_quotes(
+    text: str, expected: str
+) -> None:
+    """A tool call's ``arguments`` string or a logged body: JSON text inside a string."""
+    assert Redactor()(text) == expected.replace("[REDACTED]", REPLACEMENT)

@@ -28,6 +28,7 @@ from lc_observe.capture.budgets import Budget, BudgetTracker
 from lc_observe.capture.langgraph import GraphTracker, span_status_for_error
 from lc_observe.capture.pricing import PriceTable
 from lc_observe.capture.usage import (
+    carries_content,
     is_cache_hit,
     model_and_provider,
     observe_chunk,
@@ -858,9 +859,10 @@ class ObsHandler(BaseCallbackHandler):
         record = self._runs.get(run_id.int)
         if record is None:
             return
-        if record["ttft_ms"] is None:
-            record["ttft_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
         chunk = kwargs.get("chunk")
+        # TTFT: the first chunk with output, never a framing event (message_start ...).
+        if record["ttft_ms"] is None and carries_content(token, chunk):
+            record["ttft_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
         if chunk is not None:
             record["_stream_usage"] = observe_chunk(record.get("_stream_usage"), chunk)
 

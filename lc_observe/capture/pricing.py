@@ -19,12 +19,18 @@ made-up 0, and the model is logged once.
 
 How tokens are priced (field names of `lc_observe.records.TOKEN_FIELDS`): cache reads
 (``cached_tokens``) at the cached-input price, cache writes (``cache_creation_tokens``) at
-the cache-write price, the rest of ``input_tokens`` at the input price; ``reasoning_tokens``
-at the reasoning price, the rest of ``output_tokens`` at the output price; audio tokens
-(`lc_observe.capture.usage.AUDIO_FIELDS`) at the audio prices.  A part without its own price is
-charged as its whole (cache reads at the input price, reasoning at the output price ...).
-Tiered prices ("above 200k input tokens") apply to the whole call, as providers bill them.
-Batch, flex and priority rates, and time-of-day discounts, are not applied.
+the cache-write price, except the part written with a 1-hour TTL
+(``cache_creation_1h_tokens``) at the 1-hour cache-write price; the rest of
+``input_tokens`` at the input price; ``reasoning_tokens`` at the reasoning price, the rest of
+``output_tokens`` at the output price; audio tokens (`lc_observe.capture.usage.AUDIO_FIELDS`)
+at the audio prices.  A part without its own price is charged as its whole (cache reads at
+the input price, reasoning at the output price, 1-hour writes at the 5-minute write price
+...), except where a provider publishes a rule for it (`derive_rates`: Claude's 1-hour
+cache writes cost twice the input price).  Tiered prices ("above 200k input tokens") apply
+to the whole call, as providers bill them.  A ``service_tier`` of ``"flex"`` or
+``"priority"`` in the fields selects that tier's prices, which only genai-prices 0.2.5+
+carries (the bundled snapshot does not): a tier the table has no price for makes the cost
+``None``.  Batch rates and time-of-day discounts are not applied.
 
 >>> prices = PriceTable(overrides={"my-model": {"input": 1.0, "output": 2.0}})
 >>> prices.cost("my-model", None, {"input_tokens": 1_000_000, "output_tokens": 500_000})
@@ -46,7 +52,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["PRICE_KEYS", "PriceTable", "Rates"]
+__all__ = ["PRICE_KEYS", "PriceTable", "Rates", "derive_rates"]
 
 logger = logging.getLogger("lc_observe.capture.pricing")
 
@@ -62,6 +68,7 @@ PRICE_KEYS: tuple[str, ...] = (
     "output",
     "cached_input",
     "cache_write",
+    "cache_write_1h",
     "reasoning",
     "input_audio",
     "output_audio",
@@ -75,6 +82,7 @@ GENAI_PRICE_KEYS: dict[str, str] = {
     "output_mtok": "output",
     "cache_read_mtok": "cached_input",
     "cache_write_mtok": "cache_write",
+    "cache_write_1h_mtok": "cache_write_1h",
     "output_reasoning_mtok": "reasoning",
     "input_audio_mtok": "input_audio",
     "output_audio_mtok": "output_audio",
@@ -91,8 +99,8 @@ class PriceTable:
 
     Args:
         overrides: ``{model: {"input": usd_per_mtok, "output": usd_per_mtok, ...}}`` with
-            optional ``cached_input``, ``cache_write``, ``reasoning``, ``input_audio``,
-            ``output_audio``.  A key matches the model name case-insensitively, or
+            optional ``cached_input``, ``cache_write``, ``cache_write_1h``, ``reasoning``,
+            ``input_audio``, ``output_audio``.  A key matches the model name case-insensitively, or
             ``"provider/model"`` for one provider only.  Overrides win over the table.
         source: ``"auto"`` (genai-prices if installed and not older than the bundled data,
             else the bundled data), ``"genai-prices"`` or ``"bundled"``.
@@ -131,7 +139,7 @@ class PriceTable:
         self._path = Path(path) if path is not None else None
         self._backend: _Backend | None = None
         self._load_lock = threading.Lock()
-        self._cache: dict[tuple[str | None, str | None], _Pricing | None] = {}
+        self._cache: dict[tuple[str | None, str | None, str | None], _Pricing | None] = {}
         self._day = _today_number()
 
     # -- public ------------------------------------------------------------------------------
@@ -142,11 +150,12 @@ class PriceTable:
         """USD cost of one call with these token counts, or ``None`` when it cannot be known.
 
         ``fields`` is what `lc_observe.capture.usage.usage_from_result` returns (or a span record).
-        ``None`` when the model is unknown, when no token count was reported, or when the
-        counts contradict each other (more cached than input tokens).
+        ``None`` when the model is unknown (or has no price for the ``service_tier`` the
+        fields name), when no token count was reported, or when the counts contradict each
+        other (more cached than input tokens).
         """
         try:
-            rates = self.rates(model, provider)
+            rates = self.rates(model, provider, service_tier=fields.get("service_tier"))
             return None if rates is None else _cost(rates, fields)
         except Exception:
             logger.debug("lc_observe: cost of %r failed", model, exc_info=True)
@@ -165,15 +174,29 @@ class PriceTable:
         ``gpt-4o-mini-2024-07-18`` or an Azure deployment's real model) where the table
         knows it, else the *requested* one.  Never raises.
         """
-        if served and served != requested and self.rates(served, provider, warn=False):
+        tier = fields.get("service_tier")
+        if (
+            served
+            and served != requested
+            and self.rates(served, provider, warn=False, service_tier=tier)
+        ):
             return self.cost(served, provider, fields)
         return self.cost(requested or served, provider, fields)
 
-    def rates(self, model: str | None, provider: str | None, *, warn: bool = True) -> Rates | None:
+    def rates(
+        self,
+        model: str | None,
+        provider: str | None,
+        *,
+        warn: bool = True,
+        service_tier: str | None = None,
+    ) -> Rates | None:
         """The prices in force now for ``model`` (USD per million tokens), ``None`` if unknown
         (logged once per model unless ``warn`` is False).
 
-        The returned dict is shared by later calls: do not modify it.
+        ``service_tier`` (``"flex"``, ``"priority"``): that tier's prices, ``None`` when the
+        table has none for this model (an override applies to every tier).  The returned
+        dict is shared by later calls: do not modify it.
         """
         if not isinstance(model, str) or not model.strip():
             return None
@@ -181,20 +204,22 @@ class PriceTable:
         if today != self._day:  # a dated price change may start at midnight UTC
             self._cache = {}
             self._day = today
-        key = (model, provider)
+        tier = service_tier if isinstance(service_tier, str) and service_tier else None
+        key = (model, provider, tier)
         try:
             pricing = self._cache[key]
         except KeyError:
-            pricing = self._lookup(model, provider)
+            pricing = self._lookup(model, provider, tier)
             if pricing is not None or warn:  # an unknown name is warned about once
                 self._cache[key] = pricing
             if pricing is None and warn:
                 logger.warning(
-                    "lc_observe: no price for model %r (provider %r) in %s; cost_usd stays "
+                    "lc_observe: no price for model %r (provider %r%s) in %s; cost_usd stays "
                     "empty. Pass ObsHandler(prices={%r: {'input': ..., 'output': ...}}) (USD per "
                     "million tokens).",
                     model,
                     provider,
+                    f", service tier {tier!r}" if tier else "",
                     self._backend.description if self._backend else "the price table",
                     model,
                 )
@@ -214,17 +239,29 @@ class PriceTable:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _lookup(self, model: str, provider: str | None) -> _Pricing | None:
+    def _lookup(self, model: str, provider: str | None, tier: str | None) -> _Pricing | None:
         if provider is not None and not isinstance(provider, str):
             return None
         name = model.strip().lower()
         prov = provider.strip().lower() if provider and provider.strip() else None
         for key in ((f"{prov}/{name}" if prov else None), name):
             if key is not None and key in self._overrides:
-                return _Pricing(self._overrides[key])
+                return _Pricing(derive_rates(self._overrides[key], name, prov))
         try:
-            entries = self._get_backend().find(name, prov)
-            return None if entries is None else _resolve(entries, dt.datetime.now(dt.timezone.utc))
+            backend = self._get_backend()
+            if tier is not None:
+                rates = backend.find_tier(name, prov, tier)
+                return None if rates is None else _Pricing(derive_rates(rates, name, prov))
+            entries = backend.find(name, prov)
+            if entries is None:
+                return None
+            pricing = _resolve(entries, dt.datetime.now(dt.timezone.utc))
+            if pricing is not None:
+                pricing.default = derive_rates(pricing.default, name, prov)
+                pricing.windows = tuple(
+                    (hours, derive_rates(rates, name, prov)) for hours, rates in pricing.windows
+                )
+            return pricing
         except Exception:
             logger.debug("lc_observe: price lookup of %r failed", model, exc_info=True)
             return None
@@ -248,6 +285,12 @@ def _cost(rates: Rates, fields: Mapping[str, Any]) -> float | None:
     inp, out = inp or 0, out or 0
     cached = _count(fields, "cached_tokens") or 0
     written = _count(fields, "cache_creation_tokens") or 0
+    one_hour = _count(fields, "cache_creation_1h_tokens") or 0
+    if one_hour > written:
+        logger.debug("lc_observe: inconsistent token counts %r", dict(fields))
+        return None
+    if "cache_write_1h" not in rates:  # priced as the other writes
+        one_hour = 0
     reasoning = _count(fields, "reasoning_tokens") or 0
     audio_in = _count(fields, "input_audio_tokens") or 0
     audio_out = _count(fields, "output_audio_tokens") or 0
@@ -255,7 +298,12 @@ def _cost(rates: Rates, fields: Mapping[str, Any]) -> float | None:
     def price(key: str) -> float:
         return _price_at(rates[key], inp)
 
-    parts_in = {"cached_input": cached, "cache_write": written, "input_audio": audio_in}
+    parts_in = {
+        "cached_input": cached,
+        "cache_write": written - one_hour,
+        "cache_write_1h": one_hour,
+        "input_audio": audio_in,
+    }
     parts_out = {"reasoning": reasoning, "output_audio": audio_out}
     # A part priced like its whole stays in the whole (so its count may be unreported).
     rest_in = inp - sum(n for key, n in parts_in.items() if key in rates)
@@ -268,6 +316,41 @@ def _cost(rates: Rates, fields: Mapping[str, Any]) -> float | None:
         if n and key in rates:
             usd += n * price(key)
     return usd / 1_000_000 + (price("request") if "request" in rates else 0.0)
+
+
+#: Prices a provider publishes as a rule on its input price, where a table may lack them:
+#: ``{rate key: (provider id, text in the model name, multiple of the input price)}``.
+#: Anthropic: a 1-hour cache write costs 2x the base input price (a 5-minute write 1.25x,
+#: which every table carries), https://docs.claude.com/en/docs/build-with-claude/prompt-caching#pricing
+#: -- for Claude served by other providers too (Bedrock's ``anthropic.claude-...`` ids,
+#: Vertex AI), which bill the same multiples.
+DERIVED_PRICES: dict[str, tuple[str, str, float]] = {"cache_write_1h": ("anthropic", "claude", 2.0)}
+
+
+def derive_rates(rates: Rates, model: str, provider: str | None) -> Rates:
+    """``rates`` plus the `DERIVED_PRICES` that apply to this model and that it lacks.
+
+    The one place where a price is computed rather than read: a rule applies to the
+    provider named, or to its models (by a text in their name) wherever they are served.
+    ``model`` is lowercased.  Returns ``rates`` itself when nothing is added.
+
+    >>> derive_rates({"input": 3.0, "output": 15.0}, "claude-sonnet-4-6", "anthropic")
+    {'input': 3.0, 'output': 15.0, 'cache_write_1h': 6.0}
+    """
+    added: Rates = {}
+    for key, (rule_provider, name_part, multiple) in DERIVED_PRICES.items():
+        if key in rates or "input" not in rates:
+            continue
+        if provider == rule_provider or name_part in model:
+            added[key] = _times(rates["input"], multiple)
+    return {**rates, **added} if added else rates
+
+
+def _times(price: Price, multiple: float) -> Price:
+    if isinstance(price, tuple):
+        base, tiers = price
+        return (base * multiple, tuple((start, p * multiple) for start, p in tiers))
+    return price * multiple
 
 
 def _price_at(price: Price, input_tokens: int) -> float:
@@ -377,6 +460,10 @@ class _Backend:
     def find(self, model: str, provider: str | None) -> list[Entry] | None:
         """Entries of the model ``model`` (lowercased) names, ``None`` if it is unknown."""
         raise NotImplementedError
+
+    def find_tier(self, model: str, provider: str | None, tier: str) -> Rates | None:
+        """Prices in force now on a service tier (``"flex"`` ...), ``None`` if not known."""
+        return None
 
 
 @functools.lru_cache(maxsize=8)  # backends are read-only: share them between tables
@@ -558,6 +645,23 @@ class _GenaiPricesBackend(_Backend):
                 window = (_utc_minute(constraint.start_time), _utc_minute(constraint.end_time))
             entries.append((since, window, _genai_rates(conditional.prices)))
         return entries
+
+    def find_tier(self, model: str, provider: str | None, tier: str) -> Rates | None:
+        """The data set's price variant for ``service_tier == tier`` over the standard
+        prices (as genai-prices applies it), only when such a variant is in force."""
+        try:
+            _, info = self._snapshot().find_provider_model(model, None, provider, None)
+        except LookupError:
+            return None
+        now = dt.datetime.now(dt.timezone.utc)
+        when = {"service_tier": tier}
+        if not any(
+            variant.when == when and (variant.constraint is None or variant.constraint.active(now))
+            for variant in getattr(info, "price_variants", None) or ()
+        ):
+            return None
+        rates = _genai_rates(info.get_prices(now, when))
+        return rates if "input" in rates and "output" in rates else None
 
 
 def _genai_rates(model_price: Any) -> Rates:

@@ -23,7 +23,15 @@ input token, cached ones included; ``cached_tokens`` (cache reads) and
 ``cache_creation_tokens`` (cache writes) are parts of it; ``reasoning_tokens`` is part of
 ``output_tokens``; ``total_tokens`` is the reported total, else input + output.  Raw
 Anthropic / Bedrock usage, whose ``input_tokens`` leaves cache reads and writes out, is
-converted to that convention.
+converted to that convention.  ``cache_creation_tokens`` counts every token written
+whatever its TTL; the part written with Anthropic's 1-hour TTL is also returned as
+``cache_creation_1h_tokens``, priced apart (`PRICE_DETAIL_FIELDS`).  OpenAI's flex and
+priority calls rename their detail keys (`SERVICE_TIERS`); both spellings are read and the
+tier is returned as ``service_tier``.
+
+Time to first token.  `carries_content` tells a streamed chunk with output (text,
+reasoning, a tool call) from the framing events streams open with; the handler times TTFT
+at the first one.
 
 Batches.  One ``on_llm_end`` sees one prompt's generations for chat models.  A generation
 list with several candidates (``n > 1``) that all repeat the same usage is one request
@@ -63,6 +71,8 @@ from lc_observe.records import TOKEN_FIELDS
 
 __all__ = [
     "AUDIO_FIELDS",
+    "PRICE_DETAIL_FIELDS",
+    "carries_content",
     "is_cache_hit",
     "model_and_provider",
     "observe_chunk",
@@ -73,8 +83,16 @@ __all__ = [
 #: part of input/output tokens but priced differently.  Pass them on to
 #: `lc_observe.capture.pricing.PriceTable.cost`; they are not span columns.
 AUDIO_FIELDS: tuple[str, ...] = ("input_audio_tokens", "output_audio_tokens")
+#: Every extra count `usage_from_result` may add for pricing (not span columns): the audio
+#: counts, and ``cache_creation_1h_tokens``, the part of ``cache_creation_tokens`` written
+#: with Anthropic's 1-hour TTL (the rest is the 5-minute TTL; both are in the total).
+PRICE_DETAIL_FIELDS: tuple[str, ...] = (*AUDIO_FIELDS, "cache_creation_1h_tokens")
+#: Service tiers billed at their own prices, as LangChain's OpenAI integration names them
+#: (``input_token_details`` then has a ``"flex"`` / ``"priority"`` count and its cache and
+#: reasoning keys get the tier as a prefix: ``flex_cache_read``, ``priority_reasoning``).
+SERVICE_TIERS: tuple[str, ...] = ("flex", "priority")
 
-_COUNT_FIELDS: tuple[str, ...] = (*TOKEN_FIELDS, *AUDIO_FIELDS)
+_COUNT_FIELDS: tuple[str, ...] = (*TOKEN_FIELDS, *PRICE_DETAIL_FIELDS)
 #: Counts about the prompt, processed once per call: a chunk repeating one restates totals.
 _PROMPT_FIELDS = ("input_tokens", "cached_tokens", "cache_creation_tokens")
 _MODEL_KEYS = ("model_name", "model", "model_id")
@@ -169,9 +187,11 @@ def usage_from_result(
     """Token counts (and the model, if named) from the ``LLMResult`` given to ``on_llm_end``.
 
     Returns a dict with every key of `TOKEN_FIELDS` (``int`` or ``None`` when not reported),
-    ``"model"`` / ``"provider"`` when the response names them, and `AUDIO_FIELDS` keys when
-    audio tokens were reported.  ``stream_usage`` is what `observe_chunk` collected from the
-    streamed chunks of the same run, if anything (see the module docstring).
+    ``"model"`` / ``"provider"`` when the response names them, `PRICE_DETAIL_FIELDS` keys
+    when such tokens were reported, and ``"service_tier"`` (``"flex"`` / ``"priority"``)
+    when the call was billed on one of the `SERVICE_TIERS`.  ``stream_usage`` is what
+    `observe_chunk` collected from the streamed chunks of the same run, if anything (see
+    the module docstring).
 
     >>> from langchain_core.messages import AIMessage
     >>> from langchain_core.outputs import ChatGeneration, LLMResult
@@ -194,12 +214,15 @@ def usage_from_result(
             # may have peaked on different chunks.
             counts = {k: v for k, v in stream_usage["max"].items() if k != "total_tokens"}
         names = _names(llm_output, generations)
+        tier = _service_tier(counts.pop("service_tier", None), llm_output, generations)
+        if tier:
+            names["service_tier"] = tier
     except Exception:
         names = {}
     out: dict[str, Any] = {field: counts.get(field) for field in TOKEN_FIELDS}
     if out["total_tokens"] is None and None not in (out["input_tokens"], out["output_tokens"]):
         out["total_tokens"] = out["input_tokens"] + out["output_tokens"]
-    for field in AUDIO_FIELDS:
+    for field in PRICE_DETAIL_FIELDS:
         if counts.get(field):
             out[field] = counts[field]
     out.update(names)
@@ -260,6 +283,67 @@ def observe_chunk(state: dict[str, Any] | None, chunk: Any) -> dict[str, Any] | 
         return state
 
 
+#: Keys of a content block whose non-empty string is model output (text, thinking,
+#: reasoning, streamed tool arguments, a refusal, redacted thinking's data).
+_BLOCK_TEXT_KEYS = ("text", "thinking", "reasoning", "partial_json", "arguments", "refusal", "data")
+#: ``additional_kwargs`` keys some OpenAI-compatible integrations stream reasoning under.
+_REASONING_KWARGS = ("reasoning_content", "reasoning")
+
+
+def carries_content(token: Any, chunk: Any) -> bool:
+    """True when a streamed chunk carries model output: the first one times TTFT.
+
+    ``token`` and ``chunk`` are ``on_llm_new_token``'s arguments.  Output is a non-empty
+    ``token``, or a chunk message with text, reasoning / thinking, or a tool call (a
+    tool-call chunk with a name or arguments).  Framing events carry none of these:
+    Anthropic's ``message_start``, the Responses API's ``response.created`` and empty
+    ``output_item.added`` / ``summary_part.added`` blocks, Chat Completions' role-only
+    first chunk and usage-only last chunk.  Attribute reads only: it runs per token on the
+    application's thread.  Never raises.
+    """
+    try:
+        if isinstance(token, str) and token:
+            return True
+        message = getattr(chunk, "message", None)
+        if message is None:
+            text = getattr(chunk, "text", None)
+            return isinstance(text, str) and bool(text)
+        content = getattr(message, "content", None)
+        if isinstance(content, str):
+            if content:
+                return True
+        elif isinstance(content, list):
+            for block in content:
+                if _block_carries_content(block):
+                    return True
+        for call in getattr(message, "tool_call_chunks", None) or ():
+            if isinstance(call, Mapping) and (call.get("name") or call.get("args")):
+                return True
+        kwargs = getattr(message, "additional_kwargs", None)
+        if kwargs:
+            for key in _REASONING_KWARGS:
+                if kwargs.get(key):
+                    return True
+        return False
+    except Exception:
+        return False
+
+
+def _block_carries_content(block: Any) -> bool:
+    if isinstance(block, str):
+        return bool(block)
+    if not isinstance(block, Mapping):
+        return False
+    for key in _BLOCK_TEXT_KEYS:
+        value = block.get(key)
+        if isinstance(value, str) and value:
+            return True
+    summary = block.get("summary")  # Responses API reasoning summary parts
+    if isinstance(summary, list):
+        return any(isinstance(part, Mapping) and part.get("text") for part in summary)
+    return False
+
+
 def _generation_lists(response: Any) -> list[list[Any]]:
     generations = getattr(response, "generations", None)
     if not isinstance(generations, list):
@@ -300,24 +384,64 @@ def _counts_from_metadata(generations: list[list[Any]]) -> dict[str, Any]:
 
 
 def _counts_from_usage_metadata(usage: Mapping[str, Any]) -> dict[str, Any]:
-    """LangChain's ``UsageMetadata`` -> our field names."""
+    """LangChain's ``UsageMetadata`` -> our field names.
+
+    Cache writes: langchain-anthropic reports Anthropic's per-TTL breakdown as
+    ``ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens`` and then sets
+    ``cache_creation`` to 0 (so that a sum of the keys counts each token once); an
+    integration may also report the total beside the parts.  The cache-write total is the
+    larger of ``cache_creation`` and the sum of the parts.  Service tiers: see
+    `SERVICE_TIERS`.
+    """
     inp = _mapping(usage.get("input_token_details"))
     out = _mapping(usage.get("output_token_details"))
-    creation = _int(inp.get("cache_creation"))
-    if creation is None:  # per-TTL keys some integrations report instead
-        creation = _sum(
-            _int(inp.get("ephemeral_5m_input_tokens")), _int(inp.get("ephemeral_1h_input_tokens"))
-        )
-    return {
+    tier = next((t for t in SERVICE_TIERS if t in inp or t in out), None)
+    one_hour = _int(inp.get("ephemeral_1h_input_tokens"))
+    by_ttl = _sum(_int(inp.get("ephemeral_5m_input_tokens")), one_hour)
+    creation = _int(_detail(inp, "cache_creation", tier))
+    if by_ttl is not None and (creation is None or by_ttl > creation):
+        creation = by_ttl
+    counts = {
         "input_tokens": _int(usage.get("input_tokens")),
         "output_tokens": _int(usage.get("output_tokens")),
         "total_tokens": _int(usage.get("total_tokens")),
-        "cached_tokens": _int(inp.get("cache_read")),
+        "cached_tokens": _int(_detail(inp, "cache_read", tier)),
         "cache_creation_tokens": creation,
-        "reasoning_tokens": _int(out.get("reasoning")),
+        "reasoning_tokens": _int(_detail(out, "reasoning", tier)),
         "input_audio_tokens": _int(inp.get("audio")),
         "output_audio_tokens": _int(out.get("audio")),
+        "cache_creation_1h_tokens": one_hour,
     }
+    if tier is not None:
+        counts["service_tier"] = tier
+    return counts
+
+
+def _detail(details: Mapping[str, Any], key: str, tier: str | None) -> Any:
+    """``details[key]``, else its service-tier spelling (``flex_cache_read``)."""
+    value = details.get(key)
+    if value is None and tier is not None:
+        value = details.get(f"{tier}_{key}")
+    return value
+
+
+def _service_tier(from_usage: Any, llm_output: Any, generations: list[list[Any]]) -> str | None:
+    """The `SERVICE_TIERS` entry a call was billed on (usage keys, else response metadata)."""
+    if from_usage in SERVICE_TIERS:
+        return from_usage
+    sources: list[Any] = [llm_output]
+    for candidates in generations[:1]:
+        for generation in candidates[:1]:
+            sources.append(getattr(getattr(generation, "message", None), "response_metadata", None))
+            sources.append(getattr(generation, "generation_info", None))
+    for source in sources:
+        if isinstance(source, Mapping):
+            tier = source.get("service_tier")
+            if isinstance(tier, str):
+                # Streamed metadata strings are concatenated ("flexflex").
+                tier = _undo_stream_concat(tier)
+                return tier if tier in SERVICE_TIERS else None
+    return None
 
 
 def _counts_from_mapping(container: Mapping[str, Any]) -> dict[str, Any]:
@@ -341,6 +465,7 @@ def _counts_from_raw(u: Mapping[str, Any]) -> dict[str, Any]:
             output_tokens=_num(u, "completion_tokens"),
             total_tokens=_num(u, "total_tokens"),
             cached_tokens=_num(u, "prompt_tokens_details", "cached_tokens"),
+            cache_creation_tokens=_num(u, "prompt_tokens_details", "cache_write_tokens"),
             reasoning_tokens=_num(u, "completion_tokens_details", "reasoning_tokens"),
             input_audio_tokens=_num(u, "prompt_tokens_details", "audio_tokens"),
             output_audio_tokens=_num(u, "completion_tokens_details", "audio_tokens"),
@@ -352,6 +477,7 @@ def _counts_from_raw(u: Mapping[str, Any]) -> dict[str, Any]:
             output_tokens=_num(u, "output_tokens"),
             cached_tokens=read,
             cache_creation_tokens=write,
+            cache_creation_1h_tokens=_num(u, "cache_creation", "ephemeral_1h_input_tokens"),
         )
     if "input_tokens" in u or "output_tokens" in u:  # OpenAI Responses; Anthropic, no cache
         return _clean(
@@ -462,6 +588,8 @@ def _add(total: dict[str, Any], counts: Mapping[str, Any]) -> None:
         value = counts.get(field)
         if value is not None:
             total[field] = (total.get(field) or 0) + value
+    if "service_tier" in counts:
+        total["service_tier"] = counts["service_tier"]
 
 
 def _clean(**counts: int | None) -> dict[str, Any]:

@@ -11,8 +11,12 @@ any sink passed as ``sinks=[...]``.  What a sink receives is a *public record*:
 - bounded by `Limits`: every string (error messages and tracebacks included), every
   container's item count, nesting depth, and each field's JSON size;
 - redacted by the handler's redactor: one walk over keys and strings (`lc_observe.pipeline.redact`),
-  ids copied to columns (``user_id``, ``session_id``, budget scopes) included, within a
-  time budget per record.
+  within a time budget per record.  Every text column that comes from the application is
+  redacted too: names, tags, ``user_id`` and ``session_id`` (also when the app gave a dict:
+  its JSON text is redacted by key, ``{"api_key": "[REDACTED]"}``), graph and node names,
+  model names, error type, message and traceback, branch events' source, condition, result
+  and destinations, budget scopes, score comments and labels.  Only lc_observe's own ids,
+  kinds, statuses and numbers skip it (by key and by type).
 
 Three more facts about runs travel as public fields when a sink asks for them (its
 ``wants`` attribute; the LangSmith sink does): ``ancestry`` (``[[start_time, span_id], ...]``
@@ -26,6 +30,7 @@ from the root down to the span, from the capture layer's generic run links), ``i
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
@@ -72,6 +77,9 @@ _NUMBERS = frozenset({int, float, bool})
 _CACHED_STRING_CHARS = 1_000
 #: Strings longer than this are checked against the time budget one by one.
 _LONG_STRING = 1_000
+#: First and last characters of a field text that may be the JSON text of a dict or list.
+_OPENERS = frozenset("{[")
+_CLOSERS = frozenset("}]")
 
 
 def json_text(value: Any) -> str:
@@ -241,6 +249,15 @@ class PrivacyStage:
         if known is not None:
             return known
         original = value
+        if (
+            value[:1] in _OPENERS
+            and value[-1:] in _CLOSERS
+            and self.redact is not None
+            and len(value) <= self.limits.max_string_chars  # longer: cut, so not JSON
+        ):
+            # The JSON text of a dict or list (an id the app gave as a dict, made text by
+            # the handler): its keys are redacted as a value's keys are.
+            value = self._structured(value) or value
         value = _clean_str(value, self.limits)
         if self.redactor is not None:
             if self._deadline is not None and time.perf_counter() > self._deadline:
@@ -253,6 +270,27 @@ class PrivacyStage:
             return value
         redacted = self._redacted(value)
         return redacted if isinstance(redacted, str) else json_text(redacted)
+
+    def _structured(self, text: str) -> str | None:
+        """The public JSON text of ``text`` when it is the JSON text of a dict or list that
+        redaction changes (a secret key, a secret in a string); else None (text rules)."""
+        if self.redactor is not None and not self.redactor.may_redact(text):
+            return None  # no key or string rule can match anywhere in it: one scan
+        try:
+            data = _loads(text)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, (dict, list)):
+            return None
+        parsed = data
+        if isinstance(data, dict) and data.get(TRUNCATED_KEY) and self.redactor is not None:
+            preview = data.get("preview")  # the start of a big value's raw JSON text
+            if isinstance(preview, str):
+                data = {**data, "preview": _secret_pairs(preview, self.redactor)}
+        public = self.value(data)
+        if public == parsed:
+            return None
+        return self.text_of(public) or json_text(public)
 
     def value(self, value: Any) -> Any:
         """An application value as public data: JSON-safe, bounded and redacted."""
@@ -494,6 +532,26 @@ class _Walk:
         if len(value) > self.max_items:
             append(f"…[truncated {len(value) - self.max_items} items]")
         return out
+
+
+#: ``"key": value`` in JSON text (the value a string, cut or not, or a bare word).
+_JSON_PAIR = re.compile(
+    r'"((?:[^"\\]|\\.){1,200})"(\s{0,8}:\s{0,8})("(?:[^"\\]|\\.)*(?:"|$)|[^,}\]\s]{1,4096})'
+)
+
+
+def _secret_pairs(text: str, redactor: Redactor) -> str:
+    """Values under secret keys replaced in (possibly cut) JSON text, which cannot be
+    parsed back: ``{"api_key": "sk-...`` -> ``{"api_key": "[REDACTED]"``."""
+    if '"' not in text:
+        return text
+
+    def pair(match: re.Match[str]) -> str:
+        if not redactor.is_secret_key(match.group(1)):
+            return match.group(0)
+        return f'"{match.group(1)}"{match.group(2)}{json_text(redactor.replacement)}'
+
+    return _JSON_PAIR.sub(pair, text)
 
 
 def _ancestry(link: tuple) -> list[list[Any]]:

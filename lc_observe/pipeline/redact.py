@@ -105,6 +105,15 @@ _ASSIGNED = re.compile(
     + r"((?:password|passwd|pwd|secret|api[_\-]?key|apikey|access[_\-]?token|auth[_\-]?token"
     r"|token)\s{0,8}[:=]\s{0,8})(?![\s\[])[^\s,;&\"'<>]{1,4096}"
 )
+#: The same keys quoted, with a quoted value: JSON or a Python dict's repr held in a string
+#: (a tool call's ``arguments``, a logged request body).  The value is replaced inside its
+#: quotes, so JSON text stays JSON; a number or a nested value after the key is left alone.
+_QUOTED_ASSIGNED = re.compile(
+    "(?i)"
+    + _START
+    + r"((?:password|passwd|pwd|secret|api[_\-]?key|apikey|access[_\-]?token|auth[_\-]?token"
+    r"|token)([\"'])\s{0,8}:\s{0,8}\2)[^\"'\\\n]{1,4096}(?=\2)"
+)
 _ASSIGNED_GATES = ("password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "token")
 _PEM_BEGIN = "-----BEGIN "
 _PEM_HEADER = re.compile(r"-----BEGIN [A-Z0-9 ]{0,64}PRIVATE KEY-----")
@@ -280,6 +289,8 @@ class Redactor:
             value = _QUERY_SECRET.sub(lambda m: m.group(1) + replacement, value)
         if ("=" in value or ":" in value) and any(w in lowered for w in _ASSIGNED_GATES):
             value = _ASSIGNED.sub(lambda m: m.group(1) + replacement, value)
+            if '"' in value or "'" in value:
+                value = _QUOTED_ASSIGNED.sub(lambda m: m.group(1) + replacement, value)
         if "://" in value:
             value = _DSN.sub(lambda m: m.group(1) + replacement + m.group(2), value)
         if _PEM_GATE in lowered:

@@ -45,6 +45,7 @@ from typing import Any
 
 from lc_observe.graph_rules import is_node_run, qualified
 from lc_observe.pipeline.processor import Item
+from lc_observe.storage.opening import open_database
 
 from ..records import RECORD_BRANCH, RECORD_SPAN
 
@@ -256,11 +257,9 @@ class FileCollector:
         self._conn: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            uri = "file:" + os.path.abspath(self.db_path) + "?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        if self._conn is None:  # read-only; immutable on a read-only mount (it says so)
+            self._conn, _ = open_database(self.db_path, read_only=True, busy_timeout_ms=5000)
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA busy_timeout = 5000")
         return self._conn
 
     def update(self) -> None:

@@ -2,7 +2,8 @@
 
 Runs on the dispatcher's worker thread only (the connection is opened there,
 lazily).  Several processes may write the same file: WAL mode, a busy timeout and
-a bounded retry on ``database is locked`` keep every writer going.  A problem with
+a bounded retry on ``database is locked`` keep every writer going (on a network
+filesystem, where WAL is unsafe, a rollback journal: `lc_observe.storage.journal`).  A problem with
 the file (missing directory, read-only, foreign database, disk full) is logged once
 with what to do, and the batch counts as failed; the application never notices.
 """

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from lc_observe.errors import ForeignDatabaseError, SchemaVersionError
+from lc_observe.storage.journal import set_journal_mode
 
 #: ``PRAGMA page_size`` of a new database file.
 PAGE_SIZE = 16_384
@@ -309,17 +310,20 @@ def check_compatible(path: str, app_id: int, version: int, has_tables: bool) -> 
 
 
 def ensure_schema(db: sqlite_utils.Database, path: str) -> None:
-    """Create or migrate the schema of ``db`` to `SCHEMA_VERSION` (idempotent, multi-process)."""
+    """Create or migrate the schema of ``db`` to `SCHEMA_VERSION` (idempotent, multi-process),
+    in the journal mode that is safe where the file is (`set_journal_mode`)."""
     conn = db.conn
     app_id, version, has_tables = read_versions(conn)
     check_compatible(path, app_id, version, has_tables)
-    if version == SCHEMA_VERSION:
-        return
     if not has_tables:
         # Before WAL and the first table, or never: span rows carry a few KB of JSON, which
         # overflow 4 KB pages (measured: inserts ~25% faster with 16 KB pages).
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-    db.enable_wal()  # persistent; must run outside a transaction
+    # Every writer checks where the file is (WAL only where it works): persistent; must
+    # run outside a transaction.
+    set_journal_mode(conn, path)
+    if version == SCHEMA_VERSION:
+        return
     # One writer migrates; the others wait on the lock, then see the new version and stop.
     conn.execute("BEGIN IMMEDIATE")
     try:

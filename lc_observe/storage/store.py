@@ -14,7 +14,6 @@ import json
 import os
 import sqlite3
 import sys
-import urllib.parse
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -39,6 +38,7 @@ from lc_observe.model import (
 )
 from lc_observe.storage.filters import where_clauses
 from lc_observe.storage.locking import retry_locked
+from lc_observe.storage.opening import READ_WRITE, open_database
 from lc_observe.storage.schema import (
     BRANCH_COLUMNS,
     BUDGET_COLUMNS,
@@ -48,7 +48,6 @@ from lc_observe.storage.schema import (
     SPAN_COLUMNS,
     TRACE_COLUMNS,
     check_compatible,
-    configure,
     ensure_schema,
     read_versions,
 )
@@ -111,7 +110,15 @@ class TraceStore:
         busy_timeout: seconds a write (`purge`, a migration on open) waits for another
             writer's lock before it retries (bounded; see `lc_observe.storage.locking`).
         read_only: open the file read-only (SQLite ``mode=ro``): every write raises, and a
-            file of an older schema version is refused rather than migrated.
+            file of an older schema version is refused rather than migrated.  A file that
+            cannot be opened for writing (a read-only mount or directory) is opened
+            read-only anyway, and one whose ``-shm`` file cannot be created there as
+            ``immutable`` (a snapshot: a live writer's newer data is not seen); a warning
+            says so (`lc_observe.storage.opening`), and ``access`` tells which.
+
+    Attributes:
+        access: how the file is open: ``"read-write"``, ``"read-only"`` or ``"immutable"``.
+        read_only: whether writes (scores, purge) are refused.
 
     Raises:
         DatabaseNotFoundError: the file does not exist.
@@ -134,27 +141,28 @@ class TraceStore:
                 f"no lc_observe database at {self.db_path!r}: record something with "
                 "ObsHandler(db_path=...) first, or pass the right path"
             )
-        self.read_only = read_only
         try:
-            if read_only:  # a WAL reader: never takes the write lock, never blocks writers
-                uri = "file:" + urllib.parse.quote(os.path.abspath(self.db_path)) + "?mode=ro"
-                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            else:
-                self._conn = sqlite3.connect(self.db_path, check_same_thread=False)
+            # read_only: a WAL reader, never takes the write lock, never blocks writers.
+            # Either way, a file SQLite cannot open for writing (or whose -shm it cannot
+            # create: a read-only mount) is opened read-only, or immutable (`opening`).
+            self._conn, self.access = open_database(
+                self.db_path, read_only=read_only, busy_timeout_ms=int(busy_timeout * 1000)
+            )
             self._conn.row_factory = sqlite3.Row
-            configure(self._conn, int(busy_timeout * 1000))
             app_id, version, has_tables = read_versions(self._conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.db_path!r} is not a readable SQLite database: {exc}") from None
+        self.read_only = read_only or self.access != READ_WRITE
         check_compatible(self.db_path, app_id, version, has_tables)
         if version == 0:
             raise StoreError(f"{self.db_path!r} holds no lc_observe data yet (empty database file)")
-        if version < SCHEMA_VERSION and read_only:
+        if version < SCHEMA_VERSION and self.read_only:
             self._conn.close()
+            how = "is opened read-only" if read_only else "cannot be written where it is"
             raise StoreError(
                 f"{self.db_path!r} has schema version {version}, older than this lc_observe's "
-                f"({SCHEMA_VERSION}), and is opened read-only: open it once writable to "
-                "migrate it (e.g. run `lc-observe traces --db FILE`), then retry"
+                f"({SCHEMA_VERSION}), and {how}: open it once writable to migrate it (e.g. "
+                "run `lc-observe traces --db FILE` where it is writable), then retry"
             )
         if version < SCHEMA_VERSION:  # written by an older lc_observe: migrations only add
             import sqlite_utils
