@@ -81,6 +81,18 @@ def read_stats(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(Path(directory).glob("stats-*.json"))]
 
 
+#: The counters summed over the processes of a session (`totals`).
+TOTALS = ("enqueued", "written", "dropped", "failed", "lost", "abandoned", "internal_errors")
+
+
+def totals(directory: str | os.PathLike[str]) -> dict[str, int]:
+    """The counters of every process of a session, summed, and ``processes``."""
+    stats = read_stats(directory)
+    summed = {key: sum(int(s.get(key) or 0) for s in stats) for key in TOTALS}
+    summed["processes"] = len(stats)
+    return summed
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--lc-observe-dir",
@@ -100,6 +112,9 @@ def pytest_configure(config: pytest.Config) -> None:
             directory = tempfile.mkdtemp(prefix="lc_observe_injected_")
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
+    if worker_input is None:  # a directory used before: its old counters are not this run's
+        for stale in [*path.glob("stats-*.json"), path / "totals.json"]:
+            stale.unlink(missing_ok=True)
     config.option.lc_observe_dir = str(path)
     worker = worker_input["workerid"] if worker_input is not None else "main"
     # An xdist controller runs no test: only its workers get a handler.
@@ -127,8 +142,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         injection.close()
     if hasattr(config, "workerinput"):
         return  # the controller judges every worker's stats
-    errors = sum(int(s.get("internal_errors") or 0) for s in read_stats(_directory(config)))
-    if errors and exitstatus == pytest.ExitCode.OK:
+    summed = totals(_directory(config))
+    (Path(_directory(config)) / "totals.json").write_text(json.dumps(summed))
+    if summed["internal_errors"] and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = INTERNAL_ERROR_STATUS
 
 
@@ -139,13 +155,9 @@ def _directory(config: pytest.Config) -> str:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
-    all_stats = read_stats(_directory(config))
-    keys = ("enqueued", "written", "dropped", "failed", "lost", "abandoned", "internal_errors")
-    total = {key: sum(int(s.get(key) or 0) for s in all_stats) for key in keys}
+    total = totals(_directory(config))
     terminalreporter.write_sep("-", "lc_observe injected ObsHandler")
-    terminalreporter.write_line(
-        f"{len(all_stats)} process(es), " + ", ".join(f"{k}={v}" for k, v in total.items())
-    )
+    terminalreporter.write_line(", ".join(f"{k}={v}" for k, v in total.items()))
     terminalreporter.write_line(f"files: {_directory(config)}")
     if total["internal_errors"]:
         terminalreporter.write_line(

@@ -73,6 +73,9 @@ def test_plugin_records_every_run_sync_async_and_in_threads(tmp_path: Path) -> N
     (stats,) = [json.loads(p.read_text()) for p in out.glob("stats-*.json")]
     assert stats["internal_errors"] == 0
     assert stats["written"] >= 3
+    summed = json.loads((out / "totals.json").read_text())
+    assert summed["processes"] == 1
+    assert summed["written"] == stats["written"]
     names = {t.name for t in TraceStore(stats["db_path"]).traces()}
     assert {"increment", "double", "halve"} <= names
 
