@@ -82,7 +82,17 @@ def read_stats(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 #: The counters summed over the processes of a session (`totals`).
-TOTALS = ("enqueued", "written", "dropped", "failed", "lost", "abandoned", "internal_errors")
+TOTALS = (
+    "enqueued",
+    "written",
+    "dropped",
+    "failed",
+    "lost",
+    "abandoned",
+    "reused_run_ids",
+    "unended",
+    "internal_errors",
+)
 
 
 def totals(directory: str | os.PathLike[str]) -> dict[str, int]:

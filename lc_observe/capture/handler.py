@@ -330,6 +330,9 @@ class ObsHandler(BaseCallbackHandler):
         self._sampled_out = 0
         self._reused_run_ids = 0
         self._unended = 0
+        # trace id -> keys of its runs still open (a root's trace only), so the runs
+        # LangChain never ended are found when the root ends without scanning every run.
+        self._open_by_trace: dict[str, set[int]] = {}
         self._pipeline.before_exit.append(self._submit_open_runs)
         self._dispatcher.after_fork.append(self._forget_open_runs)
         if queue.handle_sigterm:
@@ -567,6 +570,12 @@ class ObsHandler(BaseCallbackHandler):
             if parent is not None and parent["graph_node"] is None:
                 parent["graph_name"] = parent["name"]  # the parent runs a graph's nodes
         self._runs[run_key] = record
+        if parent_id is None:  # the open runs of each trace, to close what never ends
+            self._open_by_trace[trace_id] = {run_key}
+        else:
+            members = self._open_by_trace.get(trace_id)
+            if members is not None:
+                members.add(run_key)  # set.add: atomic under the GIL
         self._starts += 1
         if len(self._runs) > self.max_open_runs or not self._starts & 1023:
             self._evict_stale_runs()
@@ -589,6 +598,8 @@ class ObsHandler(BaseCallbackHandler):
                 return
             if self._runs.pop(run_id, None) is record:
                 self._abandoned += 1
+                if record["parent_id"] is None:
+                    self._open_by_trace.pop(record["trace_id"], None)
                 if record["_sampled"]:
                     self._dispatcher.submit(RECORD_RUNNING, dict(record))
 
@@ -607,16 +618,19 @@ class ObsHandler(BaseCallbackHandler):
                 REUSED_RUN_ID_KEY,
             )
         earlier = self._runs.pop(run_id.int, None)
-        if earlier is not None and earlier["_sampled"]:
-            self._dispatcher.submit(RECORD_RUNNING, dict(earlier))
+        if earlier is not None:
+            if earlier["parent_id"] is None:
+                self._open_by_trace.pop(earlier["trace_id"], None)
+            if earlier["_sampled"]:
+                self._dispatcher.submit(RECORD_RUNNING, dict(earlier))
         return str(uuid4())
 
-    def _close_unended(self, root: dict[str, Any]) -> None:
-        """Close the runs of ``root``'s trace that LangChain never ended, as failed with
-        `RunNotEndedError` (deepest first, so they roll up into their parents and ``root``)."""
-        trace_id = root["trace_id"]
-        unended = [r for r in list(self._runs.values()) if r["trace_id"] == trace_id]
-        for record in sorted(unended, key=lambda r: r["_t0"], reverse=True):
+    def _close_unended(self, root: dict[str, Any], keys: set[int]) -> None:
+        """Close the runs of ``root``'s trace that LangChain never ended (``keys``: the
+        trace's runs still open), as failed with `RunNotEndedError`, deepest first, so
+        they roll up into their parents and ``root``."""
+        unended = [self._runs.get(key) for key in list(keys)]
+        for record in sorted(filter(None, unended), key=lambda r: r["_t0"], reverse=True):
             if record is not root:
                 self._unended += 1
                 self._end(UUID(record["span_id"]), "error", None, RunNotEndedError(root["name"]))
@@ -631,6 +645,7 @@ class ObsHandler(BaseCallbackHandler):
         """In a forked child: the parent's open runs are the parent's to finish and write."""
         self._runs.clear()
         self._ended.clear()
+        self._open_by_trace.clear()
         self._rollup_lock = threading.Lock()
 
     def _end(
@@ -645,10 +660,16 @@ class ObsHandler(BaseCallbackHandler):
         record = self._runs.get(key)
         if record is None:
             return
-        if record["parent_id"] is None and len(self._runs) > 1:
-            self._close_unended(record)
+        if record["parent_id"] is None:
+            open_in_trace = self._open_by_trace.pop(record["trace_id"], None)
+            if open_in_trace is not None and len(open_in_trace) > 1:
+                self._close_unended(record, open_in_trace)
         if self._runs.pop(key, None) is not record:
             return  # ended meanwhile on another thread
+        if record["parent_id"] is not None:
+            members = self._open_by_trace.get(record["trace_id"])
+            if members is not None:
+                members.discard(key)
         record["end_time"] = time.time()
         record["latency_ms"] = (time.perf_counter() - record["_t0"]) * 1000.0
         if status == "ok" and record.get("_interrupted"):
