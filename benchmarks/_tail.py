@@ -1,0 +1,206 @@
+"""The application thread's worst case: the time of each ObsHandler callback (used by
+``overhead.py``).
+
+Every ``ObsHandler.on_*`` call is timed (wall time, ``perf_counter_ns``, what the
+application waits for; and thread CPU time, what it spends itself) in three situations:
+
+- **normal**: the benchmark agent through a default ObsHandler;
+- **worker busy (5 MB payload)**: the same, and after every `BIG_EVERY` th invoke a chain
+  run whose input is a 5 MB dict (a 5 MB document text and a list of 2,000 short records),
+  so the intake worker is busy with it (privacy stage: serialize, bound, redact) while the
+  next invokes' callbacks run.  The big run's own callbacks are reported on a line of
+  their own (on_chain_start receives the 5 MB input);
+- **sink stalled**: a sink whose ``export`` blocks until the block ends (its queue fills
+  behind it), and a LangSmith mirror whose server accepts connections but never answers.
+
+A callback's wall time includes waiting for the GIL when a worker holds it (up to the
+interpreter's switch interval, 5 ms) and garbage collections that happen to run in it.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from _common import agent_input, print_table
+from langchain_core.runnables import RunnableLambda
+
+from lc_observe import LangSmith, ObsHandler, Queue
+
+BIG_EVERY = 5
+BIG_BYTES = 5_000_000
+
+
+@dataclass
+class Timings:
+    """Per-call wall and CPU nanoseconds of the callbacks, per tag (``agent``, ``big``)."""
+
+    wall: dict[str, list[int]] = field(default_factory=dict)
+    cpu: dict[str, list[int]] = field(default_factory=dict)
+    tag: str = "agent"
+
+    def add(self, wall: int, cpu: int) -> None:
+        self.wall.setdefault(self.tag, []).append(wall)
+        self.cpu.setdefault(self.tag, []).append(cpu)
+
+
+@contextmanager
+def timed_callbacks(timings: Timings) -> Iterator[Timings]:
+    """Time every ``ObsHandler.on_*`` call into ``timings`` during the block."""
+    originals = {
+        name: method
+        for name, method in vars(ObsHandler).items()
+        if name.startswith("on_") and callable(method)
+    }
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        wall_clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
+
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = wall_clock(), cpu_clock()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                timings.add(wall_clock() - wall, cpu_clock() - cpu)
+
+        return wrapper
+
+    for name, method in originals.items():
+        setattr(ObsHandler, name, wrap(method))
+    try:
+        yield timings
+    finally:
+        for name, method in originals.items():
+            setattr(ObsHandler, name, method)
+
+
+def big_input() -> dict[str, Any]:
+    """A 5 MB input: a long text and many small records (both walked by the privacy stage)."""
+    words = ("invoice", "total", "due", "customer", "shipment", "order", "refund", "note")
+    text = " ".join(f"{words[i % len(words)]}{i % 97}" for i in range(BIG_BYTES // 8))
+    rows = [
+        {"id": i, "sku": f"SKU-{i:06d}", "qty": i % 7, "memo": words[i % len(words)]}
+        for i in range(2000)
+    ]
+    return {"document": text[: BIG_BYTES - 100_000], "rows": rows}
+
+
+class StalledSink:
+    """A sink whose export blocks until `release` (a destination that stopped moving)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def export(self, batch: Any) -> int:
+        self.released.wait(600)
+        return len(batch)
+
+    def release(self) -> None:
+        self.released.set()
+
+    def shutdown(self) -> None:
+        self.release()
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """A loopback socket that accepts connections (kernel backlog) and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1024)
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def _percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run_scenario(
+    graph: Any, handler: ObsHandler, invokes: int, big: bool, warmup: int = 10
+) -> Timings:
+    """Invoke the agent ``invokes`` times (and the 5 MB run every `BIG_EVERY` th invoke
+    when ``big``) with ``handler``, every callback timed (warm-up not counted)."""
+    config = {"callbacks": [handler]}
+    chain = RunnableLambda(lambda data: {"pages": len(data["document"]) // 4000}, name="big_doc")
+    payload = big_input() if big else None
+    for _ in range(warmup):
+        graph.invoke(agent_input(), config)
+    handler.flush(timeout=30)
+    with timed_callbacks(Timings()) as timings:
+        for index in range(invokes):
+            timings.tag = "agent"
+            graph.invoke(agent_input(), config)
+            if payload is not None and index % BIG_EVERY == 0:
+                timings.tag = "big"
+                chain.invoke(payload, config)
+    return timings
+
+
+def measure(
+    graph: Any, tmpdir: str, invokes: int, langsmith_client: Callable[[str], Any]
+) -> dict[str, dict[str, float]]:
+    """Run the scenarios, print one table of callback times (sync invokes); return the
+    p99 and max wall µs per situation."""
+    rows: list[list[Any]] = []
+    figures: dict[str, dict[str, float]] = {}
+
+    def add(name: str, timings: Timings) -> None:
+        for tag, label in (("agent", name), ("big", f"{name}: the 5 MB run's own callbacks")):
+            if tag in timings.wall:
+                wall, cpu = timings.wall[tag], timings.cpu[tag]
+                figures[label] = {
+                    "p99_us": _percentile(wall, 0.99) / 1e3,
+                    "max_us": max(wall) / 1e3,
+                }
+                rows.append(
+                    [
+                        label,
+                        len(wall),
+                        f"{_percentile(wall, 0.5) / 1e3:.1f}",
+                        f"{_percentile(wall, 0.99) / 1e3:.1f}",
+                        f"{_percentile(wall, 0.999) / 1e3:.1f}",
+                        f"{max(wall) / 1e3:.1f}",
+                        f"{_percentile(cpu, 0.99) / 1e3:.1f}",
+                        f"{max(cpu) / 1e3:.1f}",
+                    ]
+                )
+
+    def handler(name: str, **options: Any) -> ObsHandler:
+        path = f"{tmpdir}/tail-{name}.db"
+        return ObsHandler(path, **options, queue=Queue(handle_sigterm=False))
+
+    normal = handler("normal")
+    add("normal", run_scenario(graph, normal, invokes, big=False))
+    normal.close()
+
+    busy = handler("busy")
+    add("worker busy (5 MB payload)", run_scenario(graph, busy, invokes, big=True))
+    busy.close()
+
+    stalled_sink = StalledSink()
+    stalled = handler("stalled", sinks=[stalled_sink])
+    add("sink stalled (export blocks)", run_scenario(graph, stalled, invokes, big=False))
+    stalled_sink.release()
+    stalled.close(timeout=10)
+
+    with silent_server() as url:
+        mirror = LangSmith(langsmith_client(url), project_name="tail", timeout=2.0)
+        silent = handler("silent", sinks=[mirror])
+        add("LangSmith server not answering", run_scenario(graph, silent, invokes, big=False))
+        silent.close(timeout=5)
+
+    print(f"\n## One ObsHandler callback on the app thread (sync invoke, {invokes} invokes)\n")
+    headers = ["situation", "calls", "p50 µs", "p99 µs", "p99.9 µs", "max µs"]
+    print_table([*headers, "p99 CPU µs", "max CPU µs"], rows)
+    return figures
