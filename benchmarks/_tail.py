@@ -14,12 +14,15 @@ application waits for; and thread CPU time, what it spends itself) in three situ
   behind it), and a LangSmith mirror whose server accepts connections but never answers.
 
 A callback's wall time includes waiting for the GIL when a worker holds it (up to the
-interpreter's switch interval, 5 ms) and garbage collections that happen to run in it.
+interpreter's switch interval, 5 ms, or as long as a C call that does not release it) and
+the garbage collections that happen to run in it (allocation there triggers them): the
+table counts those and gives the longest ("GCs inside", "max GC µs").
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import socket
 import threading
 import time
@@ -34,20 +37,36 @@ from langchain_core.runnables import RunnableLambda
 from lc_observe import LangSmith, ObsHandler, Queue
 
 BIG_EVERY = 5
+WARMUP = 10
 BIG_BYTES = 5_000_000
 
 
 @dataclass
 class Timings:
-    """Per-call wall and CPU nanoseconds of the callbacks, per tag (``agent``, ``big``)."""
+    """Per-call wall and CPU nanoseconds of the callbacks, per tag (``agent``, ``big``),
+    and the garbage collections that ran inside a callback (nanoseconds each)."""
 
     wall: dict[str, list[int]] = field(default_factory=dict)
     cpu: dict[str, list[int]] = field(default_factory=dict)
+    gc_pauses: dict[str, list[int]] = field(default_factory=dict)
     tag: str = "agent"
+    inside: int = 0  # the thread ident of a callback in progress, or 0
+    _gc_start: int = 0
 
     def add(self, wall: int, cpu: int) -> None:
         self.wall.setdefault(self.tag, []).append(wall)
         self.cpu.setdefault(self.tag, []).append(cpu)
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """A ``gc.callbacks`` hook: time the collections that run inside a callback."""
+        if self.inside != threading.get_ident():
+            return
+        if phase == "start":
+            self._gc_start = time.perf_counter_ns()
+        elif self._gc_start:
+            pause = time.perf_counter_ns() - self._gc_start
+            self.gc_pauses.setdefault(self.tag, []).append(pause)
+            self._gc_start = 0
 
 
 @contextmanager
@@ -64,19 +83,24 @@ def timed_callbacks(timings: Timings) -> Iterator[Timings]:
 
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            outer = timings.inside
+            timings.inside = threading.get_ident()
             wall, cpu = wall_clock(), cpu_clock()
             try:
                 return method(*args, **kwargs)
             finally:
                 timings.add(wall_clock() - wall, cpu_clock() - cpu)
+                timings.inside = outer
 
         return wrapper
 
     for name, method in originals.items():
         setattr(ObsHandler, name, wrap(method))
+    gc.callbacks.append(timings.on_gc)
     try:
         yield timings
     finally:
+        gc.callbacks.remove(timings.on_gc)
         for name, method in originals.items():
             setattr(ObsHandler, name, method)
 
@@ -127,16 +151,18 @@ def _percentile(values: list[int], q: float) -> float:
 
 
 def run_scenario(
-    graph: Any, handler: ObsHandler, invokes: int, big: bool, warmup: int = 10
+    graph: Any, handler: ObsHandler, invokes: int, big: bool = False, stuck: bool = False
 ) -> Timings:
     """Invoke the agent ``invokes`` times (and the 5 MB run every `BIG_EVERY` th invoke
-    when ``big``) with ``handler``, every callback timed (warm-up not counted)."""
+    when ``big``) with ``handler``, every callback timed (warm-up not counted; flushed
+    unless a destination is ``stuck``: its flush would only wait for its timeout)."""
     config = {"callbacks": [handler]}
     chain = RunnableLambda(lambda data: {"pages": len(data["document"]) // 4000}, name="big_doc")
     payload = big_input() if big else None
-    for _ in range(warmup):
+    for _ in range(WARMUP):
         graph.invoke(agent_input(), config)
-    handler.flush(timeout=30)
+    if not stuck:
+        handler.flush(timeout=30)
     with timed_callbacks(Timings()) as timings:
         for index in range(invokes):
             timings.tag = "agent"
@@ -159,9 +185,11 @@ def measure(
         for tag, label in (("agent", name), ("big", f"{name}: the 5 MB run's own callbacks")):
             if tag in timings.wall:
                 wall, cpu = timings.wall[tag], timings.cpu[tag]
+                pauses = timings.gc_pauses.get(tag, [])
                 figures[label] = {
                     "p99_us": _percentile(wall, 0.99) / 1e3,
                     "max_us": max(wall) / 1e3,
+                    "max_gc_us": max(pauses, default=0) / 1e3,
                 }
                 rows.append(
                     [
@@ -173,6 +201,8 @@ def measure(
                         f"{max(wall) / 1e3:.1f}",
                         f"{_percentile(cpu, 0.99) / 1e3:.1f}",
                         f"{max(cpu) / 1e3:.1f}",
+                        len(pauses),
+                        f"{max(pauses, default=0) / 1e3:.1f}",
                     ]
                 )
 
@@ -181,7 +211,7 @@ def measure(
         return ObsHandler(path, **options, queue=Queue(handle_sigterm=False))
 
     normal = handler("normal")
-    add("normal", run_scenario(graph, normal, invokes, big=False))
+    add("normal", run_scenario(graph, normal, invokes))
     normal.close()
 
     busy = handler("busy")
@@ -190,17 +220,18 @@ def measure(
 
     stalled_sink = StalledSink()
     stalled = handler("stalled", sinks=[stalled_sink])
-    add("sink stalled (export blocks)", run_scenario(graph, stalled, invokes, big=False))
+    add("sink stalled (export blocks)", run_scenario(graph, stalled, invokes, stuck=True))
     stalled_sink.release()
     stalled.close(timeout=10)
 
     with silent_server() as url:
         mirror = LangSmith(langsmith_client(url), project_name="tail", timeout=2.0)
         silent = handler("silent", sinks=[mirror])
-        add("LangSmith server not answering", run_scenario(graph, silent, invokes, big=False))
+        add("LangSmith server not answering", run_scenario(graph, silent, invokes, stuck=True))
         silent.close(timeout=5)
 
     print(f"\n## One ObsHandler callback on the app thread (sync invoke, {invokes} invokes)\n")
     headers = ["situation", "calls", "p50 µs", "p99 µs", "p99.9 µs", "max µs"]
-    print_table([*headers, "p99 CPU µs", "max CPU µs"], rows)
+    headers += ["p99 CPU µs", "max CPU µs", "GCs inside", "max GC µs"]
+    print_table(headers, rows)
     return figures
