@@ -692,6 +692,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--no-tail", action="store_true", help="skip the callback tail times")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH (JSON)")
     parser.add_argument(
+        "--reference-block",
+        action="store_true",
+        help="end with the targets' ratios as benchmarks/README.md's reference block",
+    )
+    parser.add_argument(
         "--langsmith-no-zstd", action="store_true", help="stand-in offers no zstd compression"
     )
     parser.add_argument("--profile", metavar="CONFIG", help="cProfile one config instead")
@@ -780,9 +785,22 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as out:
             json.dump(figures, out, indent=1, default=str)
+    if args.reference_block:
+        print_reference_block(figures)
     if not delivered:
         print("DELIVERY MISMATCH: see the deliveries above", file=sys.stderr)
         sys.exit(1)
+
+
+def print_reference_block(figures: dict[str, Any]) -> None:
+    """Print the targets' ratios (flush included) as README's reference block."""
+    ratios = {
+        mode: {name: round(target["ratio"], 2) for name, target in data["targets"].items()}
+        for mode, data in figures["modes"].items()
+    }
+    print("\n<!-- reference-ratios -->\n```json")
+    print(json.dumps({"ratios": ratios}, indent=2))
+    print("```")
 
 
 def _silent_client(api_url: str) -> Client:
