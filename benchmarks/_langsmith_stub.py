@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import re
 import sys
 import threading
@@ -38,7 +39,9 @@ INFO = {**SERVICE_INFO, "instance_flags": {"zstd_compression_enabled": True}}
 
 _counts: dict[str, int] = {}
 _bytes = 0
-_lock = threading.Lock()
+_lock = threading.Condition()
+_pending = 0  # ingest requests answered, not yet counted
+_to_count: queue.Queue[_Request] = queue.Queue()
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}")
 _PREFIX = re.compile(r"^/c/([^/]+)(/.*)$")
 _PART = re.compile(rb'name="(?:post|patch)\.([0-9a-f]{8}-[0-9a-f-]{27})"')
@@ -81,6 +84,54 @@ def run_ids(body: bytes, content_type: str) -> set[str]:
     return {str(run["id"]) for run in runs if isinstance(run, dict) and "id" in run}
 
 
+@dataclass
+class _Request:
+    """What counting needs of one request (the handler object serves the next one)."""
+
+    command: str
+    path: str
+    encoding: str = ""
+    content_type: str = ""
+    body: bytes = b""
+
+
+def split_path(path: str) -> tuple[str | None, str]:
+    """(client name or None, the API path without the client prefix and query)."""
+    path = path.split("?")[0]
+    match = _PREFIX.match(path)
+    return (match.group(1), match.group(2)) if match else (None, path)
+
+
+def count(request: _Request) -> None:
+    """Add one request to the counters (its runs: by id, from its body)."""
+    global _bytes
+    client, path = split_path(request.path)
+    key = f"{request.command} {_ID.sub('{id}', path)}"
+    ids: set[str] = set()
+    if request.body and request.command in ("POST", "PATCH") and "/runs" in path:
+        ids = run_ids(_decompress(request.body, request.encoding), request.content_type)
+    with _lock:
+        _counts[key] = _counts.get(key, 0) + 1
+        _bytes += len(request.body)
+        if client is not None:
+            seen = _clients.setdefault(client, _Client())
+            seen.requests += 1
+            seen.runs.update(ids)
+
+
+def _counting() -> None:
+    """The counting thread: counts answered ingest requests, in order."""
+    global _pending
+    while True:
+        request = _to_count.get()
+        try:
+            count(request)
+        finally:
+            with _lock:
+                _pending -= 1
+                _lock.notify_all()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real service
 
@@ -105,42 +156,29 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _split_path(self) -> tuple[str | None, str]:
-        """(client name or None, the API path without the client prefix and query)."""
-        path = self.path.split("?")[0]
-        match = _PREFIX.match(path)
-        return (match.group(1), match.group(2)) if match else (None, path)
-
-    def _count(self, body: bytes = b"") -> None:
-        global _bytes
-        client, path = self._split_path()
-        key = f"{self.command} {_ID.sub('{id}', path)}"
-        ids: set[str] = set()
-        if body and self.command in ("POST", "PATCH") and "/runs" in path:
-            raw = _decompress(body, self.headers.get("Content-Encoding", "").lower())
-            ids = run_ids(raw, self.headers.get("Content-Type", ""))
-        with _lock:
-            _counts[key] = _counts.get(key, 0) + 1
-            _bytes += len(body)
-            if client is not None:
-                seen = _clients.setdefault(client, _Client())
-                seen.requests += 1
-                seen.runs.update(ids)
-
     def do_GET(self) -> None:
         if self.path.startswith("/__stats"):
             with _lock:
+                _lock.wait_for(lambda: _pending == 0, timeout=10)
                 clients = {
                     name: {"requests": seen.requests, "runs": len(seen.runs)}
                     for name, seen in _clients.items()
                 }
                 self._reply(200, {"requests": dict(_counts), "bytes": _bytes, "clients": clients})
             return
-        self._count()
-        self._reply(200, INFO if self._split_path()[1].startswith("/info") else {})
+        count(_Request(self.command, self.path))
+        self._reply(200, INFO if split_path(self.path)[1].startswith("/info") else {})
 
     def _ingest(self) -> None:
-        self._count(self._read_body())
+        """Answer at once; the counting thread decompresses and parses the body later (no
+        client waits for it); ``/__stats`` waits until every answered request is counted."""
+        global _pending
+        body = self._read_body()
+        with _lock:
+            _pending += 1
+        encoding = self.headers.get("Content-Encoding", "").lower()
+        content_type = self.headers.get("Content-Type", "")
+        _to_count.put(_Request(self.command, self.path, encoding, content_type, body))
         self._reply(202, {})
 
     do_POST = do_PATCH = do_PUT = _ingest
@@ -171,6 +209,7 @@ def main() -> None:
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
+    threading.Thread(target=_counting, daemon=True).start()
     print(f"PORT {server.server_address[1]}", flush=True)
     deadline = time.monotonic() + args.lifetime
     while not stop.is_set() and time.monotonic() < deadline:

@@ -42,7 +42,8 @@ blocks and ``uninstrument()`` after it (untimed), so the other configurations ne
     python benchmarks/overhead.py --quick --json out.json   # also the figures as JSON
     python benchmarks/overhead.py --profile "ObsHandler (SQLite)"   # cProfile, sync
 
-A new configuration is one entry in `CONFIGS`: a name and a function that returns a `Setup`.
+A new configuration is one entry in `_configs.CONFIGS`: a name and a function that returns
+a `Setup`.
 """
 
 from __future__ import annotations
@@ -55,250 +56,47 @@ import json
 import os
 import pstats
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import _stages
 import _tail
-from _common import CountingHandler, agent_input, build_agent, median, print_table
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.tracers.langchain import LangChainTracer
-from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
-from langsmith import Client
+from _common import (
+    CountingHandler,
+    agent_input,
+    build_agent,
+    median,
+    print_profile,
+    print_table,
+)
+from _configs import (
+    CONFIGS,
+    NONE,
+    RUN_COLLECTOR,
+    TARGETS,
+    TRACER,
+    Env,
+    Setup,
+    client_name,
+    langsmith_client,
+    langsmith_stub,
+    memory_exporter,
+    obs_sqlite,
+    silent_client,
+    stub_stats,
+    target_key,
+)
 
-from lc_observe import OTLP, LangSmith, ObsHandler, Queue
-from lc_observe.testing import INFO as SERVICE_INFO
+from lc_observe import OTLP, LangSmith
 
 # OpenInference calls a method LangChain deprecated, once per model run.
 warnings.filterwarnings("ignore", message=r"Calling \.text\(\) as a method is deprecated")
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-# -- configurations ----------------------------------------------------------------------------
-
-
-@dataclass
-class Env:
-    """What configurations may use: a temporary directory, the LangSmith stand-in, and the
-    mode's name (``sync`` / ``async``: a prefix of the stand-in's client names)."""
-
-    tmpdir: str
-    langsmith_url: str
-    mode: str = "sync"
-
-
-@dataclass
-class Setup:
-    """One configuration, ready to run."""
-
-    callbacks: list[BaseCallbackHandler]
-    flush: Callable[[], object] | None = None  # timed, after each round's loop
-    reset: Callable[[], object] | None = None  # untimed, before each round's loop
-    close: Callable[[], object] | None = None  # once, at the end
-    enter: Callable[[], object] | None = None  # untimed, before each block of invokes
-    exit: Callable[[], object] | None = None  # untimed, after each block (and its flush)
-    #: "handler": the ObsHandler; "langsmith": the stand-in's client name; "spans": a
-    #: function returning the spans its OTel exporter received so far
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class NoOpHandler(BaseCallbackHandler):
-    """A handler that does nothing (LangChain's default: ``run_inline = False``)."""
-
-
-class InlineNoOpHandler(BaseCallbackHandler):
-    """A handler that does nothing and asks to be called inline in async runs."""
-
-    run_inline = True
-
-
-def _noop(env: Env) -> Setup:
-    return Setup([NoOpHandler()])
-
-
-def _noop_inline(env: Env) -> Setup:
-    return Setup([InlineNoOpHandler()])
-
-
-def _run_collector(env: Env) -> Setup:
-    collector = RunCollectorCallbackHandler()
-    return Setup([collector], reset=collector.traced_runs.clear)
-
-
-def _langsmith_client(env: Env, name: str) -> Client:
-    """A client of the stand-in whose runs are counted under ``name`` (see `stub_stats`)."""
-    return Client(api_url=f"{env.langsmith_url}/c/{name}", api_key="x")
-
-
-def _client_name(env: Env, config: str) -> str:
-    return f"{env.mode}-" + "".join(ch if ch.isalnum() else "-" for ch in config.lower())
-
-
-def _langchain_tracer(env: Env) -> Setup:
-    name = _client_name(env, TRACER)
-    client = _langsmith_client(env, name)
-    tracer = LangChainTracer(client=client, project_name="bench")
-    return Setup(
-        [tracer], flush=tracer.wait_for_futures, close=client.cleanup, extra={"langsmith": name}
-    )
-
-
-class NullSink:
-    """A sink that stores nothing: ObsHandler's callback and queue cost without the writer's."""
-
-    def export(self, batch: Any) -> int:
-        return len(batch)
-
-    def close(self) -> None:
-        pass
-
-
-def _obs_null(env: Env) -> Setup:
-    handler = ObsHandler(None, sinks=[NullSink()], queue=Queue(handle_sigterm=False))
-    return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
-
-
-def _obs_sqlite(env: Env, **options: Any) -> Setup:
-    path = os.path.join(env.tmpdir, f"obs-{len(os.listdir(env.tmpdir))}.db")
-    handler = ObsHandler(path, **options, queue=Queue(handle_sigterm=False))
-    return Setup([handler], flush=handler.flush, close=handler.close, extra={"handler": handler})
-
-
-def _obs_sqlite_langsmith(env: Env) -> Setup:
-    name = _client_name(env, OBS_MIRROR)
-    mirror = LangSmith(_langsmith_client(env, name), project_name="bench")
-    setup = _obs_sqlite(env, sinks=[mirror])
-    setup.extra["langsmith"] = name
-    return setup
-
-
-def _memory_exporter() -> tuple[Any, Callable[[], int], Callable[[], None]]:
-    """An ``InMemorySpanExporter``, a function counting the spans it received so far, and
-    one that empties it (counted first: rounds must not pile spans up in memory)."""
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    seen = [0]
-
-    def clear() -> None:
-        seen[0] += len(exporter.get_finished_spans())
-        exporter.clear()
-
-    return exporter, lambda: seen[0] + len(exporter.get_finished_spans()), clear
-
-
-def _obs_otlp(env: Env) -> Setup:
-    exporter, spans, clear = _memory_exporter()
-    setup = _obs_sqlite(env, sinks=[OTLP(exporter=exporter)])
-    setup.reset, setup.extra["spans"] = clear, spans
-    return setup
-
-
-def _openinference(env: Env) -> Setup:
-    """OpenInference's LangChain instrumentation to a TracerProvider of its own, switched
-    on around this configuration's blocks only (it patches every callback manager)."""
-    from openinference.instrumentation.langchain import LangChainInstrumentor
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    exporter, spans, clear = _memory_exporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    instrumentor = LangChainInstrumentor()
-    return Setup(
-        [],
-        flush=provider.force_flush,
-        reset=clear,
-        close=provider.shutdown,
-        enter=lambda: instrumentor.instrument(tracer_provider=provider),
-        exit=instrumentor.uninstrument,
-        extra={"spans": spans},
-    )
-
-
-NONE = "no callbacks"
-RUN_COLLECTOR = "RunCollector"
-TRACER = "LangChainTracer"
-OBS = "ObsHandler (SQLite)"
-OBS_MIRROR = "ObsHandler + LangSmith mirror"
-OBS_OTLP = "ObsHandler + OTLP"
-OPENINFERENCE = "OpenInference"
-
-#: name -> factory.  The first entry is the baseline every added cost is measured against.
-CONFIGS: dict[str, Callable[[Env], Setup]] = {
-    NONE: lambda env: Setup([]),
-    "no-op handler": _noop,
-    "no-op handler (run_inline)": _noop_inline,
-    RUN_COLLECTOR: _run_collector,
-    TRACER: _langchain_tracer,
-    OBS: _obs_sqlite,
-    "ObsHandler (null sink)": _obs_null,  # diagnostic: the SQLite writer's share of OBS
-    OBS_MIRROR: _obs_sqlite_langsmith,
-    OBS_OTLP: _obs_otlp,
-    OPENINFERENCE: _openinference,
-}
-
-#: (config, reference, target), issue 26: the config's added cost, flush included, must be
-#: <= target x the reference's.
-TARGETS: list[tuple[str, str, float]] = [
-    (OBS, RUN_COLLECTOR, 0.5),
-    (OBS, TRACER, 0.1),
-    (OBS_MIRROR, TRACER, 0.5),
-    (OBS_OTLP, OPENINFERENCE, 0.5),
-]
-
-
-def target_key(config: str, reference: str) -> str:
-    """The name of a target's ratio (in ``--json`` and in README's reference block)."""
-    return f"{config} / {reference}"
-
-
-# -- the LangSmith stand-in --------------------------------------------------------------------
-
-
-@contextmanager
-def langsmith_stub(lifetime: float = 1800.0, zstd: bool = True) -> Iterator[str]:
-    """Start `_langsmith_stub.py` in a child process; yield its base URL; stop it."""
-    command = [sys.executable, os.path.join(HERE, "_langsmith_stub.py")]
-    command += ["--lifetime", str(lifetime), *([] if zstd else ["--no-zstd"])]
-    proc = subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the LangSmith stand-in did not start: {line!r}")
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        if proc.stdin:
-            proc.stdin.close()  # the stub ends its loop at EOF
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def stub_stats(url: str) -> dict[str, Any]:
-    """The stand-in's counters: ``requests`` per path, ``bytes``, and per client name
-    (``clients``) its ``requests`` and distinct ``runs``."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"{url}/__stats", timeout=5) as response:
-        return json.load(response)
-
 
 # -- measuring ---------------------------------------------------------------------------------
 
@@ -538,10 +336,10 @@ APP_THREADS = ("MainThread", "asyncio", "ThreadPoolExecutor")
 def _stage_setups(env: Env) -> dict[str, Setup]:
     """The configurations of the stage breakdown: every destination at once (every stage
     shows), and the SQLite file alone with and without the full-text index's triggers."""
-    exporter, _spans, _clear = _memory_exporter()
-    name = _client_name(env, "stages")
-    sinks = [LangSmith(_langsmith_client(env, name), project_name="bench"), OTLP(exporter=exporter)]
-    no_fts = _obs_sqlite(env)
+    exporter, _spans, _clear = memory_exporter()
+    name = client_name(env, "stages")
+    sinks = [LangSmith(langsmith_client(env, name), project_name="bench"), OTLP(exporter=exporter)]
+    no_fts = obs_sqlite(env)
     conn = sqlite3.connect(no_fts.extra["handler"].db_path)
     with conn:
         for trigger in ("spans_fts_insert", "spans_fts_delete", "spans_fts_update"):
@@ -549,8 +347,8 @@ def _stage_setups(env: Env) -> dict[str, Setup]:
     conn.close()
     return {
         NONE: Setup([]),
-        ALL: _obs_sqlite(env, sinks=sinks),
-        SQLITE_ONLY: _obs_sqlite(env),
+        ALL: obs_sqlite(env, sinks=sinks),
+        SQLITE_ONLY: obs_sqlite(env),
         NO_FTS: no_fts,
     }
 
@@ -657,23 +455,7 @@ def profile(graph: Any, setup: Setup, invokes: int, top: int, out: str | None) -
     stats = pstats.Stats(profiler)
     total = stats.total_tt  # type: ignore[attr-defined]
     print(f"\n## cProfile: {invokes} sync invokes, {total:.2f} s profiled (main thread)\n")
-    for sort, label in (("cumulative", "cumulative"), ("tottime", "self time")):
-        entries = []
-        for (filename, line, func), (_cc, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
-            if "lc_observe" in filename:
-                short = filename.split("lc_observe/", 1)[-1]
-                entries.append((f"{short}:{line} {func}", calls, tottime, cumtime))
-        key = 3 if sort == "cumulative" else 2
-        entries.sort(key=lambda e: e[key], reverse=True)
-        print(f"lc_observe functions by {label}:")
-        print_table(
-            ["function", "calls", "self ms", "cum ms", "cum µs/invoke"],
-            [
-                [name, calls, f"{tt * 1e3:.1f}", f"{ct * 1e3:.1f}", f"{ct / invokes * 1e6:.1f}"]
-                for name, calls, tt, ct in entries[:top]
-            ],
-        )
-        print()
+    print_profile(stats, invokes, "invoke", top)
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -775,7 +557,7 @@ def main() -> None:
             print(f"({time.perf_counter() - started:.0f} s so far)")
         if not args.no_tail:
             figures["tail"] = _tail.measure(
-                graph, tmpdir, tail_invokes, lambda api: _silent_client(api)
+                graph, tmpdir, tail_invokes, lambda api: silent_client(api)
             )
         seen = stub_stats(url)
         print(f"\nLangSmith stand-in received: {seen['requests']} ({seen['bytes']:,} bytes)")
@@ -801,13 +583,6 @@ def print_reference_block(figures: dict[str, Any]) -> None:
     print("\n<!-- reference-ratios -->\n```json")
     print(json.dumps({"ratios": ratios}, indent=2))
     print("```")
-
-
-def _silent_client(api_url: str) -> Client:
-    """A LangSmith client of a server that never answers: requests time out after 2 s
-    (the server description is given: the client asks for none)."""
-    info = {**SERVICE_INFO, "instance_flags": {"zstd_compression_enabled": True}}
-    return Client(api_url=api_url, api_key="x", timeout_ms=2_000, info=info)
 
 
 if __name__ == "__main__":
