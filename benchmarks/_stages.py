@@ -13,7 +13,9 @@ Two views of the same block of invokes:
   no-op method) is subtracted.
 - **threads**: the total CPU time of every thread of the process over the block
   (``time.pthread_getcpuclockid``): what the wrappers cannot see (a worker's idle wake-ups,
-  the interpreter's garbage collection inside a stage, another library's threads).
+  the interpreter's garbage collection inside a stage, another library's threads);
+- **garbage collection**: the wall time of every collection (``gc.callbacks``), by the
+  thread it ran on (the one whose allocation triggered it).
 
 A method that the library no longer has (renamed) is listed in `Meter.missing` and its
 stage stays empty: the table then says so instead of failing.
@@ -22,6 +24,7 @@ stage stays empty: the table then says so instead of failing.
 from __future__ import annotations
 
 import functools
+import gc
 import re
 import threading
 import time
@@ -212,3 +215,33 @@ def thread_deltas(
     for ident, (name, seconds) in after.items():
         spent[name] += seconds - before.get(ident, (name, 0.0))[1]
     return dict(spent)
+
+
+# -- garbage collection ------------------------------------------------------------------------
+
+
+@dataclass
+class GcMeter:
+    """Seconds of garbage collection per thread name group, while `collecting`."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    _started: dict[int, float] = field(default_factory=dict)
+
+    def hook(self, phase: str, info: dict[str, Any]) -> None:
+        """A ``gc.callbacks`` entry (runs on the thread that triggered the collection)."""
+        ident = threading.get_ident()
+        if phase == "start":
+            self._started[ident] = time.perf_counter()
+        elif ident in self._started:
+            spent = time.perf_counter() - self._started.pop(ident)
+            self.seconds[_group(threading.current_thread().name)] += spent
+
+
+@contextmanager
+def collecting(meter: GcMeter) -> Iterator[GcMeter]:
+    """Time every garbage collection during the block."""
+    gc.callbacks.append(meter.hook)
+    try:
+        yield meter
+    finally:
+        gc.callbacks.remove(meter.hook)

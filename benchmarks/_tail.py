@@ -13,6 +13,9 @@ application waits for; and thread CPU time, what it spends itself) in three situ
 - **sink stalled**: a sink whose ``export`` blocks until the block ends (its queue fills
   behind it), and a LangSmith mirror whose server accepts connections but never answers.
 
+Each situation runs in a child process of its own (``python _tail.py SITUATION``), so no
+heap is left over from another measurement.
+
 A callback's wall time includes waiting for the GIL when a worker holds it (up to the
 interpreter's switch interval, 5 ms, or as long as a C call that does not release it) and
 the garbage collections that happen to run in it (allocation there triggers them): the
@@ -21,9 +24,15 @@ table counts those and gives the longest ("GCs inside", "max GC µs").
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gc
+import json
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +40,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from _common import agent_input, print_table
+from _common import agent_input, build_agent, print_table
+from _configs import silent_client
 from langchain_core.runnables import RunnableLambda
 
 from lc_observe import LangSmith, ObsHandler, Queue
@@ -173,65 +183,103 @@ def run_scenario(
     return timings
 
 
-def measure(
-    graph: Any, tmpdir: str, invokes: int, langsmith_client: Callable[[str], Any]
-) -> dict[str, dict[str, float]]:
-    """Run the scenarios, print one table of callback times (sync invokes); return the
-    p99 and max wall µs per situation."""
-    rows: list[list[Any]] = []
-    figures: dict[str, dict[str, float]] = {}
+@contextmanager
+def _scenario(name: str, tmpdir: str) -> Iterator[tuple[ObsHandler, bool, bool]]:
+    """(handler, big payloads?, a destination stuck?) of one situation; closed after."""
+    path = os.path.join(tmpdir, "tail.db")
+    queue = Queue(handle_sigterm=False)
+    if name == "sink stalled (export blocks)":
+        sink = StalledSink()
+        handler = ObsHandler(path, sinks=[sink], queue=queue)
+        yield handler, False, True
+        sink.release()
+        handler.close(timeout=10)
+    elif name == "LangSmith server not answering":
+        with silent_server() as url:
+            mirror = LangSmith(silent_client(url), project_name="tail", timeout=2.0)
+            handler = ObsHandler(path, sinks=[mirror], queue=queue)
+            yield handler, False, True
+            handler.close(timeout=5)
+    else:
+        handler = ObsHandler(path, queue=queue)
+        yield handler, name == "worker busy (5 MB payload)", False
+        handler.close()
 
-    def add(name: str, timings: Timings) -> None:
-        for tag, label in (("agent", name), ("big", f"{name}: the 5 MB run's own callbacks")):
-            if tag in timings.wall:
-                wall, cpu = timings.wall[tag], timings.cpu[tag]
-                pauses = timings.gc_pauses.get(tag, [])
-                figures[label] = {
-                    "p99_us": _percentile(wall, 0.99) / 1e3,
-                    "max_us": max(wall) / 1e3,
-                    "max_gc_us": max(pauses, default=0) / 1e3,
-                }
-                rows.append(
-                    [
-                        label,
-                        len(wall),
-                        f"{_percentile(wall, 0.5) / 1e3:.1f}",
-                        f"{_percentile(wall, 0.99) / 1e3:.1f}",
-                        f"{_percentile(wall, 0.999) / 1e3:.1f}",
-                        f"{max(wall) / 1e3:.1f}",
-                        f"{_percentile(cpu, 0.99) / 1e3:.1f}",
-                        f"{max(cpu) / 1e3:.1f}",
-                        len(pauses),
-                        f"{max(pauses, default=0) / 1e3:.1f}",
-                    ]
-                )
 
-    def handler(name: str, **options: Any) -> ObsHandler:
-        path = f"{tmpdir}/tail-{name}.db"
-        return ObsHandler(path, **options, queue=Queue(handle_sigterm=False))
+SCENARIOS = [
+    "normal",
+    "worker busy (5 MB payload)",
+    "sink stalled (export blocks)",
+    "LangSmith server not answering",
+]
 
-    normal = handler("normal")
-    add("normal", run_scenario(graph, normal, invokes))
-    normal.close()
 
-    busy = handler("busy")
-    add("worker busy (5 MB payload)", run_scenario(graph, busy, invokes, big=True))
-    busy.close()
+def child(name: str, invokes: int) -> list[dict[str, Any]]:
+    """Run one situation in this (fresh) process; one summary per tag."""
+    graph = build_agent()
+    with tempfile.TemporaryDirectory() as tmpdir, _scenario(name, tmpdir) as setup:
+        handler, big, stuck = setup
+        timings = run_scenario(graph, handler, invokes, big=big, stuck=stuck)
+        tracked = len(gc.get_objects())
+    return [
+        _summary(label, timings, tag, tracked)
+        for tag, label in (("agent", name), ("big", f"{name}: the 5 MB run's own callbacks"))
+        if tag in timings.wall
+    ]
 
-    stalled_sink = StalledSink()
-    stalled = handler("stalled", sinks=[stalled_sink])
-    add("sink stalled (export blocks)", run_scenario(graph, stalled, invokes, stuck=True))
-    stalled_sink.release()
-    stalled.close(timeout=10)
 
-    with silent_server() as url:
-        mirror = LangSmith(langsmith_client(url), project_name="tail", timeout=2.0)
-        silent = handler("silent", sinks=[mirror])
-        add("LangSmith server not answering", run_scenario(graph, silent, invokes, stuck=True))
-        silent.close(timeout=5)
+def _summary(label: str, timings: Timings, tag: str, tracked: int) -> dict[str, Any]:
+    wall, cpu = timings.wall[tag], timings.cpu[tag]
+    pauses = timings.gc_pauses.get(tag, [])
+    return {
+        "situation": label,
+        "calls": len(wall),
+        "p50_us": _percentile(wall, 0.5) / 1e3,
+        "p99_us": _percentile(wall, 0.99) / 1e3,
+        "p999_us": _percentile(wall, 0.999) / 1e3,
+        "max_us": max(wall) / 1e3,
+        "p99_cpu_us": _percentile(cpu, 0.99) / 1e3,
+        "max_cpu_us": max(cpu) / 1e3,
+        "gcs": len(pauses),
+        "max_gc_us": max(pauses, default=0) / 1e3,
+        "tracked": tracked,
+    }
 
+
+def measure(invokes: int) -> dict[str, dict[str, Any]]:
+    """Run every situation in a child process of its own (no heap left over from another
+    measurement: a garbage collection's pause grows with the objects alive), print one
+    table of callback times; return the figures per situation."""
+    results: list[dict[str, Any]] = []
+    for name in SCENARIOS:
+        command = [sys.executable, os.path.abspath(__file__), name, "--invokes", str(invokes)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise RuntimeError(f"the tail scenario {name!r} failed:\n{out.stderr[-3000:]}")
+        results += json.loads(out.stdout.strip().splitlines()[-1])
     print(f"\n## One ObsHandler callback on the app thread (sync invoke, {invokes} invokes)\n")
-    headers = ["situation", "calls", "p50 µs", "p99 µs", "p99.9 µs", "max µs"]
-    headers += ["p99 CPU µs", "max CPU µs", "GCs inside", "max GC µs"]
+    headers = ["situation", "calls", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "p99 CPU µs"]
+    headers += ["max CPU µs", "GCs inside", "max GC µs", "GC-tracked objects"]
+    keys = ["calls", "p50_us", "p99_us", "p999_us", "max_us", "p99_cpu_us", "max_cpu_us", "gcs"]
+    rows = [
+        [r["situation"], *(_cell(r[k]) for k in keys), _cell(r["max_gc_us"]), f"{r['tracked']:,}"]
+        for r in results
+    ]
     print_table(headers, rows)
-    return figures
+    return {r["situation"]: r for r in results}
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="one situation of the callback tail table")
+    parser.add_argument("scenario", choices=SCENARIOS)
+    parser.add_argument("--invokes", type=int, default=100)
+    args = parser.parse_args()
+    print(json.dumps(child(args.scenario, args.invokes)))
+
+
+if __name__ == "__main__":
+    main()

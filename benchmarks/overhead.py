@@ -88,7 +88,6 @@ from _configs import (
     langsmith_stub,
     memory_exporter,
     obs_sqlite,
-    silent_client,
     stub_stats,
     target_key,
 )
@@ -328,6 +327,7 @@ SQLITE_ONLY = "SQLite only"
 NO_FTS = "SQLite, FTS triggers dropped"
 FTS_ROW = "writer: of which the FTS index (side measurement)"
 APP_ROW = "app threads, all in: their CPU - with no callbacks"
+GC_ROW = "app threads: of which garbage collection (wall) - with no callbacks"
 #: the threads of the application: the caller's, and the executor's that runs sync nodes
 #: (and their callbacks) under ``ainvoke``
 APP_THREADS = ("MainThread", "asyncio", "ThreadPoolExecutor")
@@ -359,6 +359,7 @@ def stage_breakdown(graph: Any, env: Env, invokes: int, runs: int, asynchronous:
     run = _invoker(graph, asynchronous)
     stage_s: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     thread_s: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    gc_s: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     done: dict[str, int] = defaultdict(int)
     meter = _stages.Meter()
     blocks = [NONE, ALL, SQLITE_ONLY, NO_FTS, NO_FTS, SQLITE_ONLY, ALL, NONE]
@@ -373,10 +374,13 @@ def stage_breakdown(graph: Any, env: Env, invokes: int, runs: int, asynchronous:
             gc.collect()
             meter.reset()
             before = _stages.thread_cpu()
-            run({"callbacks": setup.callbacks}, invokes)
-            _timed_flush(setup)
+            with _stages.collecting(_stages.GcMeter()) as collections:
+                run({"callbacks": setup.callbacks}, invokes)
+                _timed_flush(setup)
             for thread, seconds in _stages.thread_deltas(before, _stages.thread_cpu()).items():
                 thread_s[name][thread] += seconds
+            for thread, seconds in collections.seconds.items():
+                gc_s[name][thread] += seconds
             for stage, seconds in meter.exclusive().items():
                 stage_s[name][stage] += seconds
             done[name] += invokes
@@ -395,6 +399,10 @@ def stage_breakdown(graph: Any, env: Env, invokes: int, runs: int, asynchronous:
     threads = {t: per_run(v, ALL) for t, v in thread_s[ALL].items()}
     baseline = {t: per_run(v, NONE) for t, v in thread_s[NONE].items()}
     stages[APP_ROW] = sum(threads.get(t, 0.0) - baseline.get(t, 0.0) for t in APP_THREADS)
+    stages[GC_ROW] = sum(
+        per_run(gc_s[ALL].get(t, 0.0), ALL) - per_run(gc_s[NONE].get(t, 0.0), NONE)
+        for t in APP_THREADS
+    )
     return {
         "stages": stages,
         "threads": threads,
@@ -421,6 +429,7 @@ def report_stages(results: dict[str, dict], invokes: int) -> None:
         ]
     )
     rows.append([APP_ROW, *(results[m]["stages"][APP_ROW] for m in modes)])
+    rows.append([GC_ROW, *(results[m]["stages"][GC_ROW] for m in modes)])
     print_table(["stage", *modes], [[r[0], *(f"{v:.1f}" for v in r[1:])] for r in rows])
     if first["missing"]:
         print(f"not measured (renamed in lc_observe?): {', '.join(first['missing'])}")
@@ -556,9 +565,7 @@ def main() -> None:
             figures["stages"] = stages
             print(f"({time.perf_counter() - started:.0f} s so far)")
         if not args.no_tail:
-            figures["tail"] = _tail.measure(
-                graph, tmpdir, tail_invokes, lambda api: silent_client(api)
-            )
+            figures["tail"] = _tail.measure(tail_invokes)
         seen = stub_stats(url)
         print(f"\nLangSmith stand-in received: {seen['requests']} ({seen['bytes']:,} bytes)")
         figures["deliveries_ok"] = delivered
