@@ -327,6 +327,7 @@ SQLITE_ONLY = "SQLite only"
 NO_FTS = "SQLite, FTS triggers dropped"
 FTS_ROW = "writer: of which the FTS index (side measurement)"
 APP_ROW = "app threads, all in: their CPU - with no callbacks"
+APP_ALONE_ROW = "app threads, all in, SQLite only: their CPU - with no callbacks"
 GC_ROW = "app threads: of which garbage collection (wall) - with no callbacks"
 #: the threads of the application: the caller's, and the executor's that runs sync nodes
 #: (and their callbacks) under ``ainvoke``
@@ -399,6 +400,8 @@ def stage_breakdown(graph: Any, env: Env, invokes: int, runs: int, asynchronous:
     threads = {t: per_run(v, ALL) for t, v in thread_s[ALL].items()}
     baseline = {t: per_run(v, NONE) for t, v in thread_s[NONE].items()}
     stages[APP_ROW] = sum(threads.get(t, 0.0) - baseline.get(t, 0.0) for t in APP_THREADS)
+    alone = {t: per_run(v, SQLITE_ONLY) for t, v in thread_s[SQLITE_ONLY].items()}
+    stages[APP_ALONE_ROW] = sum(alone.get(t, 0.0) - baseline.get(t, 0.0) for t in APP_THREADS)
     stages[GC_ROW] = sum(
         per_run(gc_s[ALL].get(t, 0.0), ALL) - per_run(gc_s[NONE].get(t, 0.0), NONE)
         for t in APP_THREADS
@@ -430,6 +433,7 @@ def report_stages(results: dict[str, dict], invokes: int) -> None:
     )
     rows.append([APP_ROW, *(results[m]["stages"][APP_ROW] for m in modes)])
     rows.append([GC_ROW, *(results[m]["stages"][GC_ROW] for m in modes)])
+    rows.append([APP_ALONE_ROW, *(results[m]["stages"][APP_ALONE_ROW] for m in modes)])
     print_table(["stage", *modes], [[r[0], *(f"{v:.1f}" for v in r[1:])] for r in rows])
     if first["missing"]:
         print(f"not measured (renamed in lc_observe?): {', '.join(first['missing'])}")
