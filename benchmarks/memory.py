@@ -216,6 +216,10 @@ def report(mode: str, rows: list[dict[str, Any]]) -> dict[str, float]:
         f"{last['blocks'] - warm['blocks']:+,}; "
         f"SQLite heap {last['sqlite'] - warm['sqlite']:+.1f} MB"
     )
+    print(
+        f"RSS held at the end: {last['rss'] - rows[0]['rss']:+.1f} MB over the process "
+        "before the first invoke (what the handler, its queues and the agent keep)"
+    )
     seconds_per_million = last["seconds"] / last["runs"] * 1e6
     print(f"time: {seconds_per_million:.0f} s per 1M callback runs in this mode")
     return {"growth_mb": growth, "seconds_per_million": seconds_per_million}
