@@ -2,7 +2,7 @@
 ``overhead.py``).
 
 Every ``ObsHandler.on_*`` call is timed (wall time, ``perf_counter_ns``, what the
-application waits for; and thread CPU time, what it spends itself) in three situations:
+application waits for; and thread CPU time, what it spends itself) in four situations:
 
 - **normal**: the benchmark agent through a default ObsHandler;
 - **worker busy (5 MB payload)**: the same, and after every `BIG_EVERY` th invoke a chain
@@ -11,7 +11,9 @@ application waits for; and thread CPU time, what it spends itself) in three situ
   next invokes' callbacks run.  The big run's own callbacks are reported on a line of
   their own (on_chain_start receives the 5 MB input);
 - **sink stalled**: a sink whose ``export`` blocks until the block ends (its queue fills
-  behind it), and a LangSmith mirror whose server accepts connections but never answers.
+  behind it);
+- **LangSmith server not answering**: a LangSmith mirror whose server accepts connections
+  (kernel backlog) but never answers (requests time out after 2 s).
 
 Each situation runs in a child process of its own (``python _tail.py SITUATION``), so no
 heap is left over from another measurement.
