@@ -6,7 +6,14 @@ Prints ``PORT <n>`` on its first line, then answers on 127.0.0.1 only: ``GET /in
 server description like the current service's (multipart ingestion on, and the instance
 flag ``zstd_compression_enabled`` so the client compresses, unless ``--no-zstd``), every
 ``POST``/``PATCH``/``PUT`` with 202 and ``{}`` after reading the body, and ``GET /__stats``
-with the request counts per path.
+with the request counts per path, the bytes received and, per client, the runs received.
+
+A client may put a prefix before the API's paths (``api_url=http://127.0.0.1:<port>/c/<name>``):
+``/__stats`` then counts its requests and runs under ``<name>`` (``clients``), so one stand-in
+tells the benchmark's configurations apart.  Runs are counted by id (distinct ids of run
+creates and updates: a run created and then updated counts once), from multipart bodies
+(zstd-compressed or not: the part names ``post.<id>`` / ``patch.<id>``), batch bodies
+(``{"post": [...], "patch": [...]}``) and single runs.
 The serving loop is bounded: it ends after ``--lifetime`` seconds or when its standard input
 closes (the parent benchmark ended), whichever comes first.  Running in its own process, it
 takes no CPU time (GIL) from the benchmarked interpreter.
@@ -16,10 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import re
 import sys
 import threading
 import time
+import zlib
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from lc_observe.testing import INFO as SERVICE_INFO
@@ -29,8 +39,97 @@ INFO = {**SERVICE_INFO, "instance_flags": {"zstd_compression_enabled": True}}
 
 _counts: dict[str, int] = {}
 _bytes = 0
-_lock = threading.Lock()
+_lock = threading.Condition()
+_pending = 0  # ingest requests answered, not yet counted
+_to_count: queue.Queue[_Request] = queue.Queue()
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}")
+_PREFIX = re.compile(r"^/c/([^/]+)(/.*)$")
+_PART = re.compile(rb'name="(?:post|patch)\.([0-9a-f]{8}-[0-9a-f-]{27})"')
+
+
+@dataclass
+class _Client:
+    """What one client (path prefix) sent: requests and the ids of its runs."""
+
+    requests: int = 0
+    runs: set[str] = field(default_factory=set)
+
+
+_clients: dict[str, _Client] = {}
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    """The body as sent before compression (zstd or gzip); unchanged otherwise."""
+    if encoding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    if encoding == "gzip":
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    return body
+
+
+def run_ids(body: bytes, content_type: str) -> set[str]:
+    """The ids of the runs a request body creates or updates."""
+    if "multipart" in content_type:
+        return {match.decode() for match in _PART.findall(body)}
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        return set()
+    if isinstance(data, dict) and ("post" in data or "patch" in data):
+        runs = [*(data.get("post") or []), *(data.get("patch") or [])]
+    else:
+        runs = [data]
+    return {str(run["id"]) for run in runs if isinstance(run, dict) and "id" in run}
+
+
+@dataclass
+class _Request:
+    """What counting needs of one request (the handler object serves the next one)."""
+
+    command: str
+    path: str
+    encoding: str = ""
+    content_type: str = ""
+    body: bytes = b""
+
+
+def split_path(path: str) -> tuple[str | None, str]:
+    """(client name or None, the API path without the client prefix and query)."""
+    path = path.split("?")[0]
+    match = _PREFIX.match(path)
+    return (match.group(1), match.group(2)) if match else (None, path)
+
+
+def count(request: _Request) -> None:
+    """Add one request to the counters (its runs: by id, from its body)."""
+    global _bytes
+    client, path = split_path(request.path)
+    key = f"{request.command} {_ID.sub('{id}', path)}"
+    ids: set[str] = set()
+    if request.body and request.command in ("POST", "PATCH") and "/runs" in path:
+        ids = run_ids(_decompress(request.body, request.encoding), request.content_type)
+    with _lock:
+        _counts[key] = _counts.get(key, 0) + 1
+        _bytes += len(request.body)
+        if client is not None:
+            seen = _clients.setdefault(client, _Client())
+            seen.requests += 1
+            seen.runs.update(ids)
+
+
+def _counting() -> None:
+    """The counting thread: counts answered ingest requests, in order."""
+    global _pending
+    while True:
+        request = _to_count.get()
+        try:
+            count(request)
+        finally:
+            with _lock:
+                _pending -= 1
+                _lock.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,36 +143,42 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _read_body(self) -> int:
+    def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            total = 0
+            parts = []
             while True:
                 size = int(self.rfile.readline().strip() or b"0", 16)
                 if size == 0:
                     self.rfile.readline()
-                    return total
-                total += len(self.rfile.read(size))
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return len(self.rfile.read(length)) if length else 0
-
-    def _count(self, size: int) -> None:
-        global _bytes
-        key = f"{self.command} {_ID.sub('{id}', self.path.split('?')[0])}"
-        with _lock:
-            _counts[key] = _counts.get(key, 0) + 1
-            _bytes += size
+        return self.rfile.read(length) if length else b""
 
     def do_GET(self) -> None:
         if self.path.startswith("/__stats"):
             with _lock:
-                self._reply(200, {"requests": dict(_counts), "bytes": _bytes})
+                _lock.wait_for(lambda: _pending == 0, timeout=10)
+                clients = {
+                    name: {"requests": seen.requests, "runs": len(seen.runs)}
+                    for name, seen in _clients.items()
+                }
+                self._reply(200, {"requests": dict(_counts), "bytes": _bytes, "clients": clients})
             return
-        self._count(0)
-        self._reply(200, INFO if self.path.startswith("/info") else {})
+        count(_Request(self.command, self.path))
+        self._reply(200, INFO if split_path(self.path)[1].startswith("/info") else {})
 
     def _ingest(self) -> None:
-        self._count(self._read_body())
+        """Answer at once; the counting thread decompresses and parses the body later (no
+        client waits for it); ``/__stats`` waits until every answered request is counted."""
+        global _pending
+        body = self._read_body()
+        with _lock:
+            _pending += 1
+        encoding = self.headers.get("Content-Encoding", "").lower()
+        content_type = self.headers.get("Content-Type", "")
+        _to_count.put(_Request(self.command, self.path, encoding, content_type, body))
         self._reply(202, {})
 
     do_POST = do_PATCH = do_PUT = _ingest
@@ -104,6 +209,7 @@ def main() -> None:
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
+    threading.Thread(target=_counting, daemon=True).start()
     print(f"PORT {server.server_address[1]}", flush=True)
     deadline = time.monotonic() + args.lifetime
     while not stop.is_set() and time.monotonic() < deadline:
