@@ -11,7 +11,7 @@ shielded, then the other handlers, which a task cancelled at that moment never r
 (the span would stay ``running``).
 
 `install()` wraps ``_split_handlers`` once per process: LangGraph's own function runs first,
-then lc_observe's handlers (a true class attribute ``_lc_observe_inline``) are moved from
+then lc_observe's handlers (`lc_observe.capture.ours`) are moved from
 the "real payload" group to the tracers' group.  Nothing else changes: other handlers end
 up in the same group as before, with the same payloads.  The split happens only for nodes
 whose policy changed the payload, so a graph without ``TracePolicy`` never reaches it.
@@ -28,15 +28,12 @@ import logging
 import threading
 from typing import Any
 
+from lc_observe.capture.ours import is_ours
+
 logger = logging.getLogger("lc_observe")
 
-_MARK = "_lc_observe_inline"
 _lock = threading.Lock()
 _state: dict[str, Any] = {"installed": None, "original": None}
-
-
-def _is_ours(handler: Any) -> bool:
-    return getattr(handler, _MARK, False) is True
 
 
 def install() -> bool:
@@ -68,9 +65,9 @@ def _install() -> bool:
     @functools.wraps(original)
     def split_handlers(manager: Any) -> tuple[Any, Any]:
         real, tracers = original(manager)
-        ours = [handler for handler in real.handlers if _is_ours(handler)]
+        ours = [handler for handler in real.handlers if is_ours(handler)]
         if ours:
-            real.handlers = [handler for handler in real.handlers if not _is_ours(handler)]
+            real.handlers = [handler for handler in real.handlers if not is_ours(handler)]
             tracers.handlers = [*tracers.handlers, *ours]
         return real, tracers
 

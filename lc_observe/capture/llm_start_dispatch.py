@@ -22,8 +22,8 @@ behaviour).  When lc_observe's handlers are the only inline ones and there are o
 
 lc_observe's handlers then see the start just after the others (within the same await, so
 still before the run's first token or its end).  On a langchain-core whose method does not
-have the expected signature, `install()` changes nothing and logs one line.  A handler opts
-in with a true class attribute ``_lc_observe_inline``.
+have the expected signature, `install()` changes nothing and logs one line.  Which
+handlers are lc_observe's: `lc_observe.capture.ours`.
 """
 
 from __future__ import annotations
@@ -35,16 +35,13 @@ import logging
 import threading
 from typing import Any
 
+from lc_observe.capture.ours import is_ours
+
 logger = logging.getLogger("lc_observe")
 
-MARK = "_lc_observe_inline"
 _EXPECTED_PARAMS = ["self", "serialized", "prompts", "run_id", "kwargs"]
 _lock = threading.Lock()
 _state: dict[str, Any] = {"installed": None, "original": None}
-
-
-def _is_ours(handler: Any) -> bool:
-    return getattr(handler, MARK, False) is True
 
 
 def install(*, force: bool = False) -> bool:
@@ -90,10 +87,10 @@ def _install() -> bool:
         self: Any, serialized: Any, prompts: list[str], run_id: Any = None, **kwargs: Any
     ) -> Any:
         handlers = self.handlers
-        ours = [h for h in handlers if _is_ours(h)]
+        ours = [h for h in handlers if is_ours(h)]
         if not ours:
             return await original(self, serialized, prompts, run_id, **kwargs)
-        others = [h for h in handlers if not _is_ours(h)]
+        others = [h for h in handlers if not is_ours(h)]
         if not others or any(h.run_inline for h in others):
             return await original(self, serialized, prompts, run_id, **kwargs)
         without_us = copy.copy(self)
