@@ -204,7 +204,7 @@ def test_a_version_4_file_gains_the_alerts_table(tmp_path) -> None:
     with TraceStore(db) as store:
         assert store.alerts() == [] and len(store.traces()) == 3
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         conn.execute("DROP TABLE alerts")
         conn.execute("PRAGMA user_version = 4")
     rules = [AlertRule.tokens(above=1, window="1h")]

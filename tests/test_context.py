@@ -214,7 +214,7 @@ def test_a_version_5_file_gains_the_version_7_columns(tmp_path: Path) -> None:
     with TraceStore(tmp_path / "fresh5.db") as store:  # migrates
         assert store.traces() == []
     with sqlite3.connect(tmp_path / "fresh5.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         spans = {row[1] for row in conn.execute("PRAGMA table_info(spans)")}
         traces = {row[1] for row in conn.execute("PRAGMA table_info(traces)")}
     assert {"response_model", "params", "traceparent"} <= spans and "traceparent" in traces

@@ -205,7 +205,7 @@ def test_version_3_file_is_migrated_and_keeps_its_scores(db_path: Path) -> None:
         conn.execute("PRAGMA user_version = 3")
     store = TraceStore(db_path)
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         columns = {row[1] for row in conn.execute("PRAGMA table_info(scores)")}
     assert {"value_type", "label", "source", "author", "metadata", "error"} <= columns
     (old,) = store.scores()

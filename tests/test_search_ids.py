@@ -251,3 +251,41 @@ def test_push_and_mirror_without_api_key_send_nothing(
         assert _Counter.hits == []
     finally:
         server.shutdown()
+
+
+def test_version_8_index_is_rebuilt_with_metadata_as_text(handler, read_store, db_path) -> None:
+    """Schema 9 indexes metadata as its JSON text: a version 8 file (metadata values from
+    json_tree) is indexed anew, and rows replaced afterwards leave no stale entry."""
+    from lc_observe.storage.search import _text_sql
+
+    handler.metadata["customer"] = "acme-zebra-77"
+    _agent_traces(handler, 1)
+    read_store().close()
+    handler.close()
+    old_values = f"new.name, {_text_sql('new.inputs')}, {_text_sql('new.outputs')}, " + (
+        "nullif(trim(coalesce(new.error_type, '') || ' ' || coalesce(new.error_message, '')), '')"
+        f", {_text_sql('new.metadata')}"
+    )
+    with sqlite3.connect(db_path) as conn:  # back to a version 8 file and its index
+        for name in ("spans_fts_insert", "spans_fts_delete", "spans_fts_update"):
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("INSERT INTO spans_fts(spans_fts) VALUES ('delete-all')")
+        conn.execute(
+            "INSERT INTO spans_fts(rowid, name, inputs, outputs, error, metadata) "
+            f"SELECT rowid, {old_values.replace('new.', '')} FROM spans"
+        )
+        conn.execute("PRAGMA user_version = 8")
+    store = TraceStore(db_path)  # migrates
+    spans = len(store.spans())
+    assert len(store.search("acme-zebra-77", limit=500)) == spans  # every span carries it
+    assert store.search("customer", limit=500)  # keys of metadata are words now
+    store.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 9
+        # replace every row (as a final row replaces its running snapshot): the delete
+        # trigger removes exactly what the insert trigger indexed
+        conn.execute("PRAGMA recursive_triggers = ON")
+        conn.execute("INSERT OR REPLACE INTO spans SELECT * FROM spans")
+        conn.execute("INSERT INTO spans_fts(spans_fts, rank) VALUES('integrity-check', 0)")
+        hits = conn.execute("SELECT count(*) FROM spans_fts WHERE spans_fts MATCH 'customer'")
+        assert hits.fetchone()[0] == spans

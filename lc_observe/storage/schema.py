@@ -21,7 +21,7 @@ PAGE_SIZE = 16_384
 
 #: ``PRAGMA application_id`` of every lc_observe database ("LCOB").
 APPLICATION_ID = 0x4C434F42
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 SPAN_COLUMNS: dict[str, type] = {
     "span_id": str,
@@ -266,6 +266,14 @@ def _sort_indexes_v8(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON traces ({expression})")
 
 
+def _search_metadata_v9(db: sqlite_utils.Database) -> None:
+    """Version 9: the search index takes ``metadata`` as its JSON text (`lc_observe.storage.
+    search`): new triggers, and every span indexed anew with them."""
+    from lc_observe.storage.search import replace_triggers
+
+    replace_triggers(db.conn)
+
+
 #: ``MIGRATIONS[n]`` brings a database at version ``n - 1`` to version ``n``.
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     1: _create_v1,
@@ -276,6 +284,7 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
     6: _add_search_v6,
     7: _otel_v7,
     8: _sort_indexes_v8,
+    9: _search_metadata_v9,
 }
 
 
