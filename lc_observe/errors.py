@@ -35,14 +35,16 @@ class SchemaVersionError(StoreError):
 
 class RunNotEndedError(LcObserveError):
     """Recorded (never raised) as the error of a run whose end LangChain never reported
-    before its trace's root run ended: a task cancelled between its handlers' ends, or a
-    callback that failed.  The span is closed as failed instead of staying ``running``."""
+    before its trace's root run ended: a stream its consumer closed early (LangChain ends
+    the root run and none of the runs inside it), a task cancelled between its handlers'
+    ends, or a callback that failed.  The span is closed as failed instead of staying
+    ``running``."""
 
     def __init__(self, root_name: str) -> None:
         super().__init__(
             f"LangChain reported no end for this run before the root run {root_name!r} "
-            "ended (a task cancelled at its end, or a callback that failed); lc_observe "
-            "closed it when the trace ended"
+            "ended (a stream closed early by its consumer, a task cancelled at its end, or a "
+            "callback that failed); lc_observe closed it when the trace ended"
         )
 
 

@@ -134,3 +134,25 @@ def test_a_reused_run_id_keeps_both_runs(tmp_path: Path, caplog: Any) -> None:
     assert obs.stats["reused_run_ids"] == 2
     assert sum("was given to a second run" in r.message for r in caplog.records) == 1
     obs.close()
+
+
+def test_a_run_id_handed_on_to_a_child_keeps_both_and_ends_both(tmp_path: Path) -> None:
+    """The parent's own run id given to its child (as some tests and apps do through
+    ``config``): the child is recorded apart and the parent still ends normally."""
+    obs = ObsHandler(tmp_path / "t.db", queue=Queue(schedule_delay=0.05))
+    fixed = uuid.uuid4()
+    child = RunnableLambda(lambda x: x + 1, name="child")
+
+    def parent(x: int, config: dict) -> int:
+        return child.invoke(x, {**config, "run_id": fixed})
+
+    assert (
+        RunnableLambda(parent, name="parent").invoke(1, {"callbacks": [obs], "run_id": fixed}) == 2
+    )
+    spans = {s.name: s for s in obs.store.spans()}
+    assert spans["parent"].span_id == str(fixed) and spans["parent"].status == "ok"
+    assert spans["child"].status == "ok" and spans["child"].parent_id == str(fixed)
+    assert spans["child"].metadata[REUSED_RUN_ID_KEY] == str(fixed)
+    assert spans["parent"].span_count == 2  # the child rolled up into its parent
+    assert obs.stats["reused_run_ids"] == 1 and obs.stats["open_runs"] == 0
+    obs.close()

@@ -519,8 +519,9 @@ class ObsHandler(BaseCallbackHandler):
         span_id = str(run_id)
         run_key = run_id.int
         reused = run_key in self._runs or run_key in self._ended
+        shadowed = None
         if reused:  # keep both runs: the earlier one's span is never replaced
-            span_id = self._reused_run_id(run_id)
+            span_id, shadowed = self._reused_run_id(run_id)
         up = None  # the parent's run link
         traceparent = None
         if parent is not None:
@@ -569,6 +570,8 @@ class ObsHandler(BaseCallbackHandler):
             record["graph_node"], record["graph_step"], record["checkpoint_ns"] = graph_fields(meta)
             if parent is not None and parent["graph_node"] is None:
                 parent["graph_name"] = parent["name"]  # the parent runs a graph's nodes
+        if shadowed is not None:
+            record["_shadowed"] = shadowed
         self._runs[run_key] = record
         if parent_id is None:  # the open runs of each trace, to close what never ends
             self._open_by_trace[trace_id] = {run_key}
@@ -603,11 +606,13 @@ class ObsHandler(BaseCallbackHandler):
                 if record["_sampled"]:
                     self._dispatcher.submit(RECORD_RUNNING, dict(record))
 
-    def _reused_run_id(self, run_id: UUID) -> str:
+    def _reused_run_id(self, run_id: UUID) -> tuple[str, dict[str, Any] | None]:
         """A run started with the id of a run this handler has open or recently ended
-        (a ``run_id`` passed in config for several invocations): counted, logged once, and
-        recorded under a fresh span id, its metadata naming the id it was given.  An open
-        earlier run whose end can no longer be told apart is written as ``running``."""
+        (a ``run_id`` passed in config for several invocations, or handed on to a child):
+        counted, logged once, and recorded under a fresh span id, its metadata naming the id
+        it was given.  Returns that span id and the earlier run if it is still open: the
+        new run shadows it until it ends, then the earlier run takes the id back (LangChain
+        ends them in that order: the child first)."""
         self._reused_run_ids += 1
         if self._reused_run_ids == 1:
             logger.warning(
@@ -617,13 +622,7 @@ class ObsHandler(BaseCallbackHandler):
                 run_id,
                 REUSED_RUN_ID_KEY,
             )
-        earlier = self._runs.pop(run_id.int, None)
-        if earlier is not None:
-            if earlier["parent_id"] is None:
-                self._open_by_trace.pop(earlier["trace_id"], None)
-            if earlier["_sampled"]:
-                self._dispatcher.submit(RECORD_RUNNING, dict(earlier))
-        return str(uuid4())
+        return str(uuid4()), self._runs.get(run_id.int)
 
     def _close_unended(self, root: dict[str, Any], keys: set[int]) -> None:
         """Close the runs of ``root``'s trace that LangChain never ended (``keys``: the
@@ -666,6 +665,9 @@ class ObsHandler(BaseCallbackHandler):
                 self._close_unended(record, open_in_trace)
         if self._runs.pop(key, None) is not record:
             return  # ended meanwhile on another thread
+        shadowed = record.pop("_shadowed", None)
+        if shadowed is not None:  # the earlier run of the same id takes it back
+            self._runs[key] = shadowed
         if record["parent_id"] is not None:
             members = self._open_by_trace.get(record["trace_id"])
             if members is not None:
